@@ -1,0 +1,322 @@
+"""CompConv: the divide-and-conquer compact convolution of Zhang, Xu and Shen (CVPRW 2021, arXiv 2106.10486).
+
+Wiring (the authors' Fig. 2, drawn for depth ``d = 3``; ``p`` is the primary width ``C_prim``)::
+
+    B2 = conv(X)                    p channels      (carries the layer's stride, padding and dilation)
+    A2 = X[:, 0:p]                  p channels      identity slice of the input
+    A1 = X[:, p:3p]                 2p channels     next identity slice
+    B1 = conv([B2, A2])             2p -> 2p
+    B0 = conv([B1, A1])             4p -> 4p
+    A0 = dwconv(B0)                 4p channels     the "tailing" channels, computed from B0
+    Y  = shuffle([B2, A2, B1, A1, B0, A0][:, :C_out]) (+ bias)
+
+In general ``p = ceil(C_out / (2 (2^d - 1)))``; level ``i`` (``d-1 .. 0``) is ``w_i = 2^(d-1-i) p`` wide, the
+identity slices ``A_{d-1} .. A_1`` are consecutive input channels starting at channel 0, and the surplus of
+``2 (2^d - 1) p - C_out`` channels is cut from the end of ``A0`` (it is never computed).
+
+Choices the paper leaves open, and what this implementation does:
+
+* No normalisation or activation inside: CompConv is a linear drop-in for a conv; the host's BN/act follow.
+* The tailing transform ``B0 -> A0`` is a depthwise conv, so its cost is linear in channels as in the paper's
+  complexity formula. Its kernel is the layer's kernel, except for 1x1 layers, where it is 3x3: a depthwise 1x1
+  would make every ``A0`` channel a rescaled copy of a ``B0`` channel that the following BN normalises away.
+* Stride/padding/dilation: the first conv ``B_{d-1}`` takes the layer's. The identity slices are the input
+  sampled at the kernel centre of every output position (exactly what a delta kernel would give), so they sit on
+  the output grid for any stride/padding. Later convs run on the output grid with stride 1 and "same" padding.
+* Shuffle: the concatenation is cut into ``p``-wide units and interleaved (first channel of every unit, then
+  the second, ...): the ShuffleNet shuffle with ``2 (2^d - 1)`` groups, which spreads identity, convolved and
+  tailing channels evenly, so the next CompConv's identity slices see all of them.
+* 1x1 convs are compressed like k x k ones.
+* Depth ``d = 0`` is a plain convolution (the same parameters and arithmetic as ``nn.Conv2d``). The adaptive rule
+  ``d = min(floor(log2(max(1, C_in / C0))) + 1, 3)`` is lowered, down to 0, while CompConv is undefined or
+  pointless for the layer: grouped convs, even kernels, identity slices wider than the input, a surplus that
+  would cut into ``B0``, and a primary conv wider than its input (it would expand, not compress: e.g. the
+  3-channel stem). The reason is shown in the module's repr.
+"""
+import math
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .utils import IntPair, interleave_concat, to_pair
+
+#: Cap of the adaptive depth rule (paper, Eq. 6).
+MAX_ADAPTIVE_DEPTH = 3
+
+
+def primary_channels(out_channels: int, depth: int) -> int:
+    """``C_prim = ceil(C_out / (2 (2^d - 1)))``: the width of the smallest conv unit at depth ``d >= 1``."""
+    if depth < 1:
+        raise ValueError(f'depth must be >= 1 to have a primary width, got {depth}')
+    return -(-out_channels // (2 * (2**depth - 1)))
+
+
+def adaptive_depth(in_channels: int, c0: int) -> int:
+    """The paper's adaptive recursion depth ``min(floor(log2(max(1, C_in / C0))) + 1, 3)``."""
+    depth = 1
+    while depth < MAX_ADAPTIVE_DEPTH and in_channels >= c0 * 2**depth:
+        depth += 1
+    return depth
+
+
+def compconv_unsupported_reason(in_channels: int, out_channels: int, kernel_size: Tuple[int, int], groups: int,
+                                depth: int) -> Optional[str]:
+    """Why a CompConv of ``depth >= 1`` cannot be built for this layer, or ``None`` if it can."""
+    if groups != 1:
+        return f'groups={groups}: CompConv is defined for dense convs'
+    if kernel_size[0] % 2 == 0 or kernel_size[1] % 2 == 0:
+        return f'kernel_size={kernel_size}: CompConv needs odd kernels (a centred identity tap)'
+    p = primary_channels(out_channels, depth)
+    identity = p * (2**(depth - 1) - 1)
+    if identity > in_channels:
+        return f'identity slices need {identity} input channels, in_channels={in_channels}'
+    if out_channels <= p * (3 * 2**(depth - 1) - 2):
+        return f'out_channels={out_channels} is too small for depth {depth} (primary width {p})'
+    return None
+
+
+def _pointless_reason(in_channels: int, out_channels: int, depth: int) -> Optional[str]:
+    p = primary_channels(out_channels, depth)
+    if p > in_channels:
+        return f'primary width {p} > in_channels {in_channels}: it would expand, not compress'
+    return None
+
+
+class CompConv2d(nn.Module):
+    """Compact convolution with the ``nn.Conv2d`` signature.
+
+    Args:
+        in_channels (int): Input channels ``C_in``.
+        out_channels (int): Output channels ``C_out``.
+        kernel_size (int | tuple[int, int]): Kernel size ``k``.
+        stride (int | tuple[int, int]): Stride. Default: 1.
+        padding (int | tuple[int, int]): Zero padding. Default: 0.
+        dilation (int | tuple[int, int]): Dilation. Default: 1.
+        groups (int): Groups; CompConv itself is dense, so ``groups > 1`` means a plain conv. Default: 1.
+        bias (bool): Add a learnable per-output-channel bias. Default: True.
+        depth (int, optional): Recursion depth ``d``; 0 is a plain conv. Give ``depth`` or ``c0``, not both.
+        c0 (int, optional): ``C0`` of the adaptive depth rule. Default: 128 when ``depth`` is not given.
+        tail_kernel_size (int, optional): Kernel of the depthwise tailing transform. Default: ``k``, or 3 for
+            1x1 layers.
+
+    Note:
+        ``forward`` maps ``(N, C_in, H, W)`` to ``(N, C_out, H', W')`` with ``H', W'`` as for ``nn.Conv2d``.
+        For ``d >= 1`` the MACs per output pixel are the paper's
+        ``k^2 (C_in p + sum_{j=1}^{d-1} (2^j p)^2) + k_t^2 2^(d-1) p``; see :func:`compconv_macs`.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: IntPair,
+                 stride: IntPair = 1,
+                 padding: IntPair = 0,
+                 dilation: IntPair = 1,
+                 groups: int = 1,
+                 bias: bool = True,
+                 depth: Optional[int] = None,
+                 c0: Optional[int] = None,
+                 tail_kernel_size: Optional[int] = None) -> None:
+        super().__init__()
+        for name, value in (('in_channels', in_channels), ('out_channels', out_channels), ('groups', groups)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f'{name} must be a positive int, got {value!r}')
+        self.kernel_size = to_pair(kernel_size, 'kernel_size')
+        self.stride = to_pair(stride, 'stride')
+        self.padding = to_pair(padding, 'padding')
+        self.dilation = to_pair(dilation, 'dilation')
+        for name, pair, low in (('kernel_size', self.kernel_size, 1), ('stride', self.stride, 1),
+                                ('padding', self.padding, 0), ('dilation', self.dilation, 1)):
+            if min(pair) < low:
+                raise ValueError(f'{name} must be >= {low}, got {pair}')
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f'groups={groups} must divide in_channels={in_channels} and '
+                             f'out_channels={out_channels}')
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.transposed, self.output_padding = False, (0, 0)  # nn.Conv2d attributes read by mmcv
+
+        self.depth, self.c0, self.dense_reason = self._resolve_depth(depth, c0)
+        if tail_kernel_size is not None and (not isinstance(tail_kernel_size, int) or tail_kernel_size < 1
+                                             or tail_kernel_size % 2 == 0):
+            raise ValueError(f'tail_kernel_size must be a positive odd int, got {tail_kernel_size!r}')
+
+        if self.depth == 0:
+            self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size))
+        else:
+            self._build_compact(tail_kernel_size)
+        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self.reset_parameters()
+
+    # ------------------------------------------------------------------ construction
+    def _resolve_depth(self, depth: Optional[int], c0: Optional[int]) -> Tuple[int, Optional[int], str]:
+        if depth is not None and c0 is not None:
+            raise ValueError(f'give either depth or c0, not both (got depth={depth}, c0={c0})')
+        if depth is not None:
+            if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
+                raise ValueError(f'depth must be an int >= 0, got {depth!r}')
+            if depth == 0:
+                return 0, None, 'depth=0'
+            reason = compconv_unsupported_reason(self.in_channels, self.out_channels, self.kernel_size,
+                                                 self.groups, depth)
+            if reason is not None:
+                raise ValueError(f'depth={depth} is not possible for CompConv2d({self.in_channels}, '
+                                 f'{self.out_channels}, kernel_size={self.kernel_size}): {reason}; '
+                                 f'use a smaller depth (0 is a plain conv) or c0=... for the adaptive rule')
+            return depth, None, ''
+        c0 = 128 if c0 is None else c0
+        if not isinstance(c0, int) or isinstance(c0, bool) or c0 < 1:
+            raise ValueError(f'c0 must be a positive int, got {c0!r}')
+        reason = ''
+        for candidate in range(adaptive_depth(self.in_channels, c0), 0, -1):
+            why = (compconv_unsupported_reason(self.in_channels, self.out_channels, self.kernel_size, self.groups,
+                                               candidate)
+                   or _pointless_reason(self.in_channels, self.out_channels, candidate))
+            if why is None:
+                return candidate, c0, ''
+            reason = reason or why
+        return 0, c0, reason
+
+    def _build_compact(self, tail_kernel_size: Optional[int]) -> None:
+        d, k = self.depth, self.kernel_size
+        p = primary_channels(self.out_channels, d)
+        self.primary = p
+        widths = [2**(d - 1 - i) * p for i in range(d - 1, -1, -1)]  # w_{d-1} = p, ..., w_0 = 2^(d-1) p
+        self.identity_channels = p * (2**(d - 1) - 1)
+        self.tail_channels = self.out_channels - p * (3 * 2**(d - 1) - 2)
+        if tail_kernel_size is None:
+            tail_kernel_size = 3 if k == (1, 1) else None
+        self.tail_kernel_size = to_pair(tail_kernel_size, 'tail_kernel_size') if tail_kernel_size else k
+        self.tail_dilation = self.dilation if tail_kernel_size is None else (1, 1)
+
+        # weight_b{i} computes B_i, named as in the paper's figure: weight_b{d-1} (from X), ..., weight_b0
+        self._b_names = tuple(f'weight_b{i}' for i in range(d - 1, -1, -1))
+        for name, w_in, w_out in zip(self._b_names, [self.in_channels] + widths[1:], widths):
+            self.register_parameter(name, nn.Parameter(torch.empty(w_out, w_in, *k)))
+        self.weight_a0 = nn.Parameter(torch.empty(self.tail_channels, 1, *self.tail_kernel_size))
+
+
+    def reset_parameters(self) -> None:
+        """Variance-preserving normal init of every kernel (fan-in, linear gain); zero bias.
+
+        The internal convs form a linear chain, so each keeps the variance of its input; the identity, convolved
+        and tailing channels then start at comparable scales.
+        """
+        for weight in self.parameters():
+            if weight.dim() == 4:
+                fan_in = weight.shape[1] * weight.shape[2] * weight.shape[3]
+                nn.init.normal_(weight, 0.0, 1.0 / math.sqrt(fan_in))
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    # ------------------------------------------------------------------ forward
+    def _same_padding(self, kernel: Tuple[int, int], dilation: Tuple[int, int]) -> Tuple[int, int]:
+        return dilation[0] * (kernel[0] - 1) // 2, dilation[1] * (kernel[1] - 1) // 2
+
+    def _identity_source(self, x: torch.Tensor, out_hw: Tuple[int, int]) -> torch.Tensor:
+        """Input channels ``[0, identity_channels)`` sampled at the kernel centre of every output position."""
+        x = x[:, :self.identity_channels]
+        centre = self._same_padding(self.kernel_size, self.dilation)
+        if self.padding != centre:  # general case: pad, then start at the centre tap of the first window
+            ph, pw = self.padding
+            x = F.pad(x, (pw, pw, ph, ph))
+        else:
+            centre = (0, 0)
+        (sh, sw), (oh, ow) = self.stride, out_hw
+        if (sh, sw) == (1, 1) and centre == (0, 0) and x.shape[-2:] == out_hw:
+            return x
+        return x[:, :, centre[0]:centre[0] + sh * (oh - 1) + 1:sh, centre[1]:centre[1] + sw * (ow - 1) + 1:sw]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(N, C_in, H, W)`` to ``(N, C_out, H', W')``."""
+        if self.depth == 0:
+            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        same = self._same_padding(self.kernel_size, self.dilation)
+        b = F.conv2d(x, getattr(self, self._b_names[0]), None, self.stride, self.padding, self.dilation)
+        parts = [b]
+        if self.depth > 1:
+            identity = self._identity_source(x, b.shape[-2:])
+            start = 0
+            for name in self._b_names[1:]:
+                weight, width = getattr(self, name), b.shape[1]
+                a = identity[:, start:start + width]
+                start += width
+                b = F.conv2d(torch.cat([b, a], 1), weight, None, 1, same, self.dilation)
+                parts += [a, b]
+        # The depthwise tail runs on all of B0 (a contiguous input is faster than a channel slice); the surplus
+        # channels get zero kernels and are dropped by the concatenation below.
+        tail_weight = self.weight_a0
+        if self.tail_channels < b.shape[1]:
+            tail_weight = torch.cat([tail_weight, tail_weight.new_zeros(b.shape[1] - self.tail_channels,
+                                                                        *tail_weight.shape[1:])])
+        a0 = F.conv2d(b, tail_weight, None, 1, self._same_padding(self.tail_kernel_size, self.tail_dilation),
+                      self.tail_dilation, b.shape[1])
+        parts.append(a0[:, :self.tail_channels])
+        out = interleave_concat(parts, self.primary)  # concatenate and shuffle in one copy
+        if self.bias is not None:
+            out.add_(self.bias.view(1, -1, 1, 1))
+        return out
+
+    def extra_repr(self) -> str:
+        s = (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, '
+             f'padding={self.padding}')
+        if self.dilation != (1, 1):
+            s += f', dilation={self.dilation}'
+        if self.groups != 1:
+            s += f', groups={self.groups}'
+        if self.bias is None:
+            s += ', bias=False'
+        if self.c0 is not None:
+            s += f', c0={self.c0}'
+        if self.depth == 0:
+            return s + f', depth=0 [plain conv: {self.dense_reason}]'
+        return s + (f', depth={self.depth}, primary={self.primary}, tail={self.tail_channels}'
+                    f'x{self.tail_kernel_size[0]}x{self.tail_kernel_size[1]}dw')
+
+
+class CompConv128(CompConv2d):
+    """CompConv with the paper's recommended adaptive setting ``C0 = 128`` (``d`` from ``C_in``)."""
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: IntPair,
+                 stride: IntPair = 1,
+                 padding: IntPair = 0,
+                 dilation: IntPair = 1,
+                 groups: int = 1,
+                 bias: bool = True,
+                 tail_kernel_size: Optional[int] = None) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         c0=128, tail_kernel_size=tail_kernel_size)
+
+
+def compconv_macs(layer: CompConv2d, out_hw: Tuple[int, int]) -> int:
+    """Closed-form MACs of ``layer`` for an ``out_hw`` output map (bias and the concatenation copy not counted).
+
+    Depth 0 is the dense conv ``H W k^2 C_in C_out / groups``; depth ``d >= 1`` is the paper's formula
+    ``H W [k^2 (C_in p + sum_{j=1}^{d-1} (2^j p)^2) + k_t^2 2^(d-1) p]`` with the tail kernel ``k_t`` (``= k`` except
+    for 1x1 layers). The depthwise tail runs over all ``2^(d-1) p`` channels of ``B0``, as the formula counts it,
+    even when surplus channels are cut afterwards.
+    """
+    kh, kw = layer.kernel_size
+    hw = out_hw[0] * out_hw[1]
+    if layer.depth == 0:
+        return hw * kh * kw * layer.in_channels * layer.out_channels // layer.groups
+    p, d = layer.primary, layer.depth
+    chain = layer.in_channels * p + sum((2**j * p)**2 for j in range(1, d))
+    th, tw = layer.tail_kernel_size
+    return hw * (kh * kw * chain + th * tw * 2**(d - 1) * p)
+
+
+def compconv_params(layer: CompConv2d) -> int:
+    """Closed-form parameter count of ``layer``: the kernels (the tail only for the ``t`` kept channels) + bias."""
+    bias = layer.out_channels if layer.bias is not None else 0
+    kh, kw = layer.kernel_size
+    if layer.depth == 0:
+        return kh * kw * layer.in_channels * layer.out_channels // layer.groups + bias
+    p, d = layer.primary, layer.depth
+    chain = layer.in_channels * p + sum((2**j * p)**2 for j in range(1, d))
+    th, tw = layer.tail_kernel_size
+    return kh * kw * chain + th * tw * layer.tail_channels + bias

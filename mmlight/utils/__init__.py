@@ -1,0 +1,3 @@
+from .checkpoint import install_checkpoint_loader
+
+__all__ = ['install_checkpoint_loader']

@@ -1,0 +1,281 @@
+"""CompConv: degenerate-case equivalence, the figure's wiring, shapes, gradients, params/MACs, registry."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmlight.layers import CompConv2d, CompConv128, adaptive_depth, compconv_macs, compconv_params
+from mmlight.layers import interleave_permutation, primary_channels
+
+
+def _resnet50_conv_cases():
+    """(in, out, kernel, stride, padding, dilation) of every conv in mmdet's ResNet-50, read off the model."""
+    from mmdet.models.backbones import ResNet
+    cases = {(m.in_channels, m.out_channels, m.kernel_size[0], m.stride[0], m.padding[0], m.dilation[0])
+             for m in ResNet(50).modules() if isinstance(m, nn.Conv2d)}
+    return sorted(cases)
+
+
+RESNET50_CONVS = _resnet50_conv_cases()
+
+
+def _delta_kernel(channels, kernel_size):
+    """Depthwise kernel with a 1 at the (floor) centre: convolving with it samples the centre tap."""
+    kh, kw = kernel_size
+    weight = torch.zeros(channels, 1, kh, kw)
+    weight[:, 0, (kh - 1) // 2, (kw - 1) // 2] = 1
+    return weight
+
+
+def reference_compconv(layer: CompConv2d, x: torch.Tensor) -> torch.Tensor:
+    """The figure's wiring written out level by level, independently of the layer's forward."""
+    d, p = layer.depth, layer.primary
+    same = tuple(dl * (k - 1) // 2 for k, dl in zip(layer.kernel_size, layer.dilation))
+    conv = dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation)
+    b = F.conv2d(x, getattr(layer, f'weight_b{d - 1}'), **conv)
+    pieces = [b]
+    start = 0
+    for level in range(d - 1, 0, -1):  # A_level is a slice of 2^(d-1-level) p input channels
+        width = 2**(d - 1 - level) * p
+        source = x[:, start:start + width]
+        start += width
+        a = F.conv2d(source, _delta_kernel(width, layer.kernel_size), groups=width, **conv)
+        b = F.conv2d(torch.cat([b, a], 1), getattr(layer, f'weight_b{level - 1}'), padding=same,
+                     dilation=layer.dilation)
+        pieces += [a, b]
+    tail_same = tuple(dl * (k - 1) // 2 for k, dl in zip(layer.tail_kernel_size, layer.tail_dilation))
+    a0 = F.conv2d(b, layer.weight_a0 if layer.tail_channels == b.shape[1] else
+                  torch.cat([layer.weight_a0, layer.weight_a0.new_zeros(b.shape[1] - layer.tail_channels,
+                                                                        *layer.weight_a0.shape[1:])]),
+                  padding=tail_same, dilation=layer.tail_dilation, groups=b.shape[1])
+    pieces.append(a0)
+    full = torch.cat(pieces, 1)
+    assert full.shape[1] == 2 * (2**d - 1) * p
+    trimmed = full[:, :layer.out_channels]  # the surplus is cut from the end of A0
+    out = trimmed[:, interleave_permutation(layer.out_channels, p)]
+    if layer.bias is not None:
+        out = out + layer.bias.view(1, -1, 1, 1)
+    return out
+
+
+# ---------------------------------------------------------------- depth 0 is nn.Conv2d
+@pytest.mark.parametrize('in_channels,out_channels,kernel_size,stride,padding,dilation,groups,bias', [
+    (3, 64, 7, 2, 3, 1, 1, False),
+    (16, 24, 3, 1, 1, 1, 1, True),
+    (16, 24, 3, 2, 0, 2, 1, True),
+    (16, 32, 1, 2, 0, 1, 1, False),
+    (16, 32, (3, 5), (1, 2), (1, 2), 1, 4, True),
+])
+def test_depth0_equals_conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias):
+    conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
+    comp = CompConv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, depth=0)
+    comp.load_state_dict(conv.state_dict())  # same parameter names and shapes as nn.Conv2d
+    x = torch.randn(2, in_channels, 13, 11, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    y, y_ref = comp(x), conv(x_ref)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    grad_out = torch.randn_like(y)
+    grads = torch.autograd.grad(y, [x] + list(comp.parameters()), grad_out)
+    grads_ref = torch.autograd.grad(y_ref, [x_ref] + list(conv.parameters()), grad_out)
+    for g, g_ref in zip(grads, grads_ref):
+        torch.testing.assert_close(g, g_ref, rtol=1e-5, atol=1e-5)
+
+
+def test_stem_is_a_plain_conv_and_says_why():
+    stem = CompConv128(3, 64, 7, 2, 3, bias=False)
+    assert stem.depth == 0
+    assert set(dict(stem.named_parameters())) == {'weight'}
+    assert 'depth=0 [plain conv' in repr(stem) and 'in_channels 3' in repr(stem)
+
+
+# ---------------------------------------------------------------- wiring
+@pytest.mark.parametrize('in_channels,out_channels,kernel_size,stride,padding,dilation,depth', [
+    (32, 32, 3, 1, 1, 1, 1),
+    (48, 64, 3, 2, 1, 1, 2),
+    (64, 56, 3, 1, 1, 1, 3),  # 56 = 14 * 4: no surplus
+    (64, 50, 3, 2, 1, 1, 3),  # surplus 6 trimmed from A0
+    (40, 40, 1, 2, 0, 1, 2),  # 1x1, stride 2, 3x3 depthwise tail
+    (40, 40, 3, 2, 0, 1, 2),  # padding not 'same': identity taps still at the window centres
+    (40, 40, 3, 1, 2, 2, 2),  # dilation
+    (32, 48, 7, 2, 3, 1, 2),
+])
+def test_wiring_matches_the_figure(in_channels, out_channels, kernel_size, stride, padding, dilation, depth):
+    layer = CompConv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, bias=True, depth=depth)
+    nn.init.normal_(layer.bias)
+    x = torch.randn(2, in_channels, 15, 12)
+    expected_hw = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation)(x).shape[-2:]
+    y = layer(x)
+    assert y.shape == (2, out_channels, *expected_hw)
+    torch.testing.assert_close(y, reference_compconv(layer, x), rtol=1e-4, atol=1e-5)
+
+
+def test_identity_channels_are_copied_unchanged():
+    layer = CompConv2d(64, 56, 3, 1, 1, depth=3, bias=False)  # p = 4: A2 = x[:, 0:4], A1 = x[:, 4:12]
+    x = torch.randn(1, 64, 9, 9)
+    y = layer(x)
+    perm = interleave_permutation(56, 4)  # output channel j holds concat channel perm[j]
+    position = {src: dst for dst, src in enumerate(perm)}
+    # concat layout: B2 [0,4) A2 [4,8) B1 [8,16) A1 [16,24) B0 [24,40) A0 [40,56)
+    for c in range(4):
+        torch.testing.assert_close(y[:, position[4 + c]], x[:, c])
+    for c in range(8):
+        torch.testing.assert_close(y[:, position[16 + c]], x[:, 4 + c])
+
+
+def test_shuffle_interleaves_units():
+    assert interleave_permutation(6, 2) == [0, 2, 4, 1, 3, 5]
+    assert interleave_permutation(7, 3) == [0, 3, 6, 1, 4, 2, 5]  # ragged last unit
+    x = torch.randn(2, 12, 3, 3)
+    from mmlight.layers import channel_shuffle
+    torch.testing.assert_close(x[:, interleave_permutation(12, 3)], channel_shuffle(x, 4))
+    torch.testing.assert_close(channel_shuffle(channel_shuffle(x, 4), 3), x)
+
+
+# ---------------------------------------------------------------- adaptive depth and argument checks
+@pytest.mark.parametrize('in_channels,expected', [(64, 1), (128, 1), (255, 1), (256, 2), (511, 2), (512, 3),
+                                                  (1024, 3), (2048, 3)])
+def test_adaptive_depth_c0_128(in_channels, expected):
+    assert adaptive_depth(in_channels, 128) == expected
+
+
+def test_primary_channels_formula():
+    assert [primary_channels(512, d) for d in (1, 2, 3)] == [256, 86, 37]
+    assert primary_channels(448, 3) == 32
+
+
+@pytest.mark.parametrize('kwargs,exception,word', [
+    (dict(depth=1, c0=64), ValueError, 'depth or c0'),
+    (dict(depth=-1), ValueError, 'depth'),
+    (dict(in_channels=8, depth=3), ValueError, 'depth=3'),  # 8 input channels cannot hold 15 identity ones
+    (dict(c0=0), ValueError, 'c0'),
+    (dict(depth=1, groups=2), ValueError, 'groups'),
+    (dict(tail_kernel_size=2), ValueError, 'tail_kernel_size'),
+    (dict(kernel_size='3'), TypeError, 'kernel_size'),
+    (dict(stride=0), ValueError, 'stride'),
+    (dict(out_channels=0), ValueError, 'out_channels'),
+    (dict(groups=3), ValueError, 'groups'),
+])
+def test_bad_arguments_fail_at_construction(kwargs, exception, word):
+    args = dict(in_channels=16, out_channels=64, kernel_size=3)
+    args.update(kwargs)
+    with pytest.raises(exception, match=word):
+        CompConv2d(**args)
+
+
+def test_adaptive_rule_falls_back_to_plain_conv_where_undefined():
+    grouped = CompConv128(256, 256, 3, padding=1, groups=32)
+    assert grouped.depth == 0 and 'groups=32' in repr(grouped)
+    expanding = CompConv128(64, 256, 1)  # primary width 128 > 64 input channels
+    assert expanding.depth == 0 and 'expand' in repr(expanding)
+    small_out = CompConv2d(1024, 16, 3, c0=128)  # depth 3 (p = 2, 20 channels) would cut into B0
+    assert small_out.depth == 2
+
+
+# ---------------------------------------------------------------- ResNet-50 cases, gradients, params/MACs
+def test_resnet50_cases_are_collected():
+    kernels = {case[2] for case in RESNET50_CONVS}
+    strides = {case[3] for case in RESNET50_CONVS}
+    assert kernels == {1, 3, 7} and strides == {1, 2} and len(RESNET50_CONVS) >= 15
+
+
+@pytest.mark.parametrize('case', RESNET50_CONVS, ids=lambda c: 'x'.join(map(str, c)))
+def test_resnet50_conv_shapes(case):
+    in_channels, out_channels, kernel, stride, padding, dilation = case
+    layer = CompConv128(in_channels, out_channels, kernel, stride, padding, dilation, bias=False)
+    x = torch.randn(1, in_channels, 9, 9)
+    expected = F.conv2d(x, torch.zeros(out_channels, in_channels, kernel, kernel), None, stride, padding,
+                        dilation).shape
+    assert layer(x).shape == expected
+
+
+@pytest.mark.parametrize('depth', [0, 1, 2, 3])
+def test_every_parameter_gets_a_gradient(depth):
+    layer = CompConv2d(64, 64, 3, 2, 1, bias=True, depth=depth)
+    layer(torch.randn(2, 64, 10, 10)).square().mean().backward()
+    params = dict(layer.named_parameters())
+    assert len(params) == (2 if depth == 0 else depth + 2)
+    for name, param in params.items():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def _paper_macs(in_channels, p, d, kernel, hw):
+    """Eq. as printed: H W k^2 (C_in p + sum_{i=1}^{d-1} (2^i p)^2 + 2^(d-1) p)."""
+    return hw * kernel**2 * (in_channels * p + sum((2**i * p)**2 for i in range(1, d)) + 2**(d - 1) * p)
+
+
+@pytest.mark.parametrize('in_channels,out_channels,depth', [(448, 448, 3), (96, 96, 2), (64, 64, 1)])
+def test_params_and_macs_match_the_paper_formula(in_channels, out_channels, depth):
+    from mmengine.analysis import get_model_complexity_info
+    layer = CompConv2d(in_channels, out_channels, 3, padding=1, bias=False, depth=depth)
+    p = layer.primary
+    assert 2 * (2**depth - 1) * p == out_channels  # no surplus: the printed formula applies exactly
+    measured = get_model_complexity_info(layer, input_shape=(in_channels, 8, 8), show_table=False,
+                                         show_arch=False)
+    assert measured['flops'] == _paper_macs(in_channels, p, depth, 3, 64)  # mmengine's "flops" are MACs
+    assert measured['params'] == _paper_macs(in_channels, p, depth, 3, 1)
+    assert compconv_macs(layer, (8, 8)) == measured['flops']
+
+
+@pytest.mark.parametrize('in_channels,out_channels,depth', [(512, 512, 3), (256, 256, 2), (64, 50, 3)])
+def test_trimmed_layers_count_the_paper_macs_and_only_kept_params(in_channels, out_channels, depth):
+    """With a surplus the tail still convolves all of B0 (the printed formula); only kept channels have weights."""
+    from mmengine.analysis import get_model_complexity_info
+    layer = CompConv2d(in_channels, out_channels, 3, padding=1, bias=True, depth=depth)
+    p = layer.primary
+    surplus = 2 * (2**depth - 1) * p - out_channels
+    assert surplus > 0 and layer.tail_channels == 2**(depth - 1) * p - surplus
+    measured = get_model_complexity_info(layer, input_shape=(in_channels, 8, 8), show_table=False,
+                                         show_arch=False)
+    assert measured['flops'] == _paper_macs(in_channels, p, depth, 3, 64) == compconv_macs(layer, (8, 8))
+    expected_params = _paper_macs(in_channels, p, depth, 3, 1) - 9 * surplus + out_channels
+    assert measured['params'] == expected_params == compconv_params(layer)
+
+
+@pytest.mark.parametrize('case', RESNET50_CONVS, ids=lambda c: 'x'.join(map(str, c)))
+def test_closed_form_matches_the_counter(case):
+    from mmengine.analysis import get_model_complexity_info
+    in_channels, out_channels, kernel, stride, padding, dilation = case
+    layer = CompConv128(in_channels, out_channels, kernel, stride, padding, dilation, bias=False)
+    measured = get_model_complexity_info(layer, input_shape=(in_channels, 8, 8), show_table=False,
+                                         show_arch=False)
+    out_hw = layer(torch.zeros(1, in_channels, 8, 8)).shape[-2:]
+    assert measured['flops'] == compconv_macs(layer, tuple(out_hw))
+    assert measured['params'] == compconv_params(layer)
+
+
+def test_compression_ratios_from_reference():
+    """Worked MAC ratios of REFERENCE.md 9.1 (C_in = C_out = C, 3x3, C0 = 128).
+
+    The reference prints 28.1 % for C = 256; its own formula gives (256*43 + 86^2 + 86) / 256^2 = 28.21 %.
+    """
+    for channels, depth, primary, ratio in ((128, 1, 64, 0.504), (256, 2, 43, 0.282), (512, 3, 37, 0.177)):
+        layer = CompConv128(channels, channels, 3, padding=1, bias=False)
+        assert (layer.depth, layer.primary) == (depth, primary)
+        measured = compconv_macs(layer, (1, 1)) / (9 * channels**2)
+        assert measured == _paper_macs(channels, primary, depth, 3, 1) / (9 * channels**2)
+        assert math.isclose(measured, ratio, abs_tol=5e-4)
+
+
+def test_init_keeps_variance_through_the_chain():
+    layer = CompConv2d(512, 512, 3, padding=1, depth=3, bias=False)
+    y = layer(torch.randn(4, 512, 16, 16))
+    assert 0.5 < y.std().item() < 2.0
+
+
+# ---------------------------------------------------------------- registry
+@pytest.mark.parametrize('scope', ['mmdet', 'mmengine', 'sibling'])
+def test_build_conv_layer_from_any_default_scope(scope):
+    import mmlight  # noqa: F401
+    from mmcv.cnn import build_conv_layer
+    from mmengine.registry import MODELS, DefaultScope, Registry
+    if scope == 'sibling':  # a scope like mmpretrain's: its own child of the root registry
+        Registry('model', parent=MODELS, scope='mmlight_test_sibling')
+        scope = 'mmlight_test_sibling'
+    with DefaultScope.overwrite_default_scope(scope):
+        for cfg in (dict(type='CompConv128'), dict(type='CompConv', depth=2), dict(type='CompConv', c0=64)):
+            layer = build_conv_layer(cfg, 256, 256, 3, stride=2, padding=1, bias=False)
+            assert isinstance(layer, CompConv2d)
+            assert layer(torch.randn(1, 256, 8, 8)).shape == (1, 256, 4, 4)
+    assert build_conv_layer(dict(type='CompConv', c0=64), 256, 256, 3).depth == 3

@@ -1,0 +1,110 @@
+"""Evaluate a checkpoint with an mmlight config (COCO mAP): mmdet's tools/test.py, with mmlight registered.
+
+Usage: python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--show] [--show-dir DIR]
+       [--tta] [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}] [--local-rank N]
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+import warnings
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # the repo, for an uninstalled checkout
+
+import mmlight  # noqa: E402,F401  (registers modules; makes mmengine load checkpoints under torch>=2.6)
+from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+from mmdet.engine.hooks.utils import trigger_visualization_hook  # noqa: E402
+from mmdet.evaluation import DumpDetResults  # noqa: E402
+from mmdet.utils import setup_cache_size_limit_of_dynamo  # noqa: E402
+
+from mmlight.utils.data_check import check_dataset_files  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test (and eval) a detector checkpoint')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
+    parser.add_argument('--out', type=str, help='dump predictions to a pickle file for offline evaluation')
+    parser.add_argument('--show', action='store_true', help='show prediction results')
+    parser.add_argument('--show-dir', help='directory where painted images will be saved (relative to the work '
+                        'dir\'s timestamped folder)')
+    parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override some settings in the used config, the key-value pair in xxx=yyy format will be merged into '
+        'config file.')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none', help='job launcher')
+    parser.add_argument('--tta', action='store_true', help='test-time augmentation (flip; scales if the config '
+                        'defines tta_pipeline)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def flip_tta_pipeline(test_pipeline: list) -> list:
+    """Wrap a test pipeline into a horizontal-flip ``TestTimeAug`` (used when the config has no tta_pipeline)."""
+    load, *middle, pack = test_pipeline
+    meta_keys = tuple(pack.get('meta_keys', ())) + ('flip', 'flip_direction')
+    steps = [[step] for step in middle]
+    steps.insert(1 if middle else 0, [dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)])
+    steps.append([dict(pack, meta_keys=meta_keys)])
+    return [load, dict(type='TestTimeAug', transforms=steps)]
+
+
+def main() -> None:
+    args = parse_args()
+    setup_cache_size_limit_of_dynamo()
+
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+
+    if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:
+        sys.exit(f'error: checkpoint {args.checkpoint} not found')
+    cfg.load_from = args.checkpoint
+
+    if args.show or args.show_dir:
+        cfg = trigger_visualization_hook(cfg, args)
+
+    if args.tta:
+        if 'tta_model' not in cfg:
+            warnings.warn('Cannot find ``tta_model`` in config, using the default flip + NMS merge.')
+            cfg.tta_model = dict(type='DetTTAModel',
+                                 tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
+        if 'tta_pipeline' not in cfg:
+            warnings.warn('Cannot find ``tta_pipeline`` in config, using a flip TestTimeAug of the test pipeline.')
+            dataset = cfg.test_dataloader.dataset
+            while 'dataset' in dataset:
+                dataset = dataset['dataset']
+            cfg.tta_pipeline = flip_tta_pipeline(list(dataset.pipeline))
+        cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+
+    try:
+        check_dataset_files(cfg, ['test_dataloader'])
+    except FileNotFoundError as error:
+        sys.exit(f'error: {error}')
+
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+
+    if args.out is not None:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            sys.exit('error: --out must be a .pkl or .pickle file')
+        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
+
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
