@@ -42,7 +42,11 @@ val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json', 
 test_evaluator = val_evaluator
 
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
-optim_wrapper = dict(optimizer=dict(lr=0.01), clip_grad=dict(max_norm=35, norm_type=2))
+# From scratch on 400 images AdamW converges in far fewer iterations than the COCO recipe's SGD (which
+# diverged at lr 0.02 and reached mAP_50 0.39 in 12 epochs at lr 0.01 in our runs).
+optim_wrapper = dict(
+    optimizer=dict(_delete_=True, type='AdamW', lr=2e-4, weight_decay=0.05),
+    clip_grad=dict(max_norm=35, norm_type=2))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
     dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs, eta_min=1e-4)

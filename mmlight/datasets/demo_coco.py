@@ -31,7 +31,7 @@ class DemoSpec:
     num_train: int = 400
     num_val: int = 100
     image_size: int = 160
-    min_object: int = 20
+    min_object: int = 24
     max_object: int = 72
     max_objects: int = 4
     seed: int = 0

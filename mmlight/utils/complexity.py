@@ -33,7 +33,8 @@ def build_from_config(cfg: Config, plain: bool = False, backbone_only: bool = Fa
         model_cfg = strip_conv_cfg(model_cfg)
     model_cfg.backbone.init_cfg = None
     model = MODELS.build(model_cfg.backbone if backbone_only else model_cfg)
-    return model.eval()
+    model.eval()  # mmdet's ResNet.train() returns None, so eval() cannot be chained
+    return model
 
 
 def count_params(model: nn.Module) -> int:

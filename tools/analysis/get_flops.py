@@ -33,7 +33,8 @@ def main() -> None:
         cfg.merge_from_dict(args.cfg_options)
     shape = (3, *args.shape)
     part = 'backbone' if args.backbone_only else 'detector'
-    rows = [(f'{cfg.model.backbone.get("conv_cfg") or "plain"} {part}',
+    conv_cfg = cfg.model.backbone.get('conv_cfg')
+    rows = [(f'{conv_cfg["type"] if conv_cfg else "plain-conv"} {part}',
              complexity(build_from_config(cfg, backbone_only=args.backbone_only), shape))]
     if args.baseline:
         rows.append((f'plain-conv {part}',
