@@ -106,9 +106,15 @@ def test_wiring_matches_the_figure(in_channels, out_channels, kernel_size, strid
     nn.init.normal_(layer.bias)
     x = torch.randn(2, in_channels, 15, 12)
     expected_hw = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation)(x).shape[-2:]
+    x.requires_grad_()
     y = layer(x)
     assert y.shape == (2, out_channels, *expected_hw)
-    torch.testing.assert_close(y, reference_compconv(layer, x), rtol=1e-4, atol=1e-5)
+    y_ref = reference_compconv(layer, x)
+    torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-5)
+    grad_out = torch.randn_like(y)
+    inputs = [x] + list(layer.parameters())
+    for g, g_ref in zip(torch.autograd.grad(y, inputs, grad_out), torch.autograd.grad(y_ref, inputs, grad_out)):
+        torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-4)
 
 
 def test_identity_channels_are_copied_unchanged():
@@ -122,6 +128,31 @@ def test_identity_channels_are_copied_unchanged():
         torch.testing.assert_close(y[:, position[4 + c]], x[:, c])
     for c in range(8):
         torch.testing.assert_close(y[:, position[16 + c]], x[:, 4 + c])
+
+
+@pytest.mark.parametrize('widths,unit', [([3, 3, 6, 6, 12, 12], 3), ([4, 4, 8, 8, 16, 10], 4), ([5, 2], 5),
+                                         ([2, 2, 4, 4, 8, 1], 2)])
+def test_interleave_concat_equals_cat_and_permute(widths, unit):
+    from mmlight.layers.utils import interleave_concat
+    base = torch.randn(2, sum(widths) + 3, 5, 4, requires_grad=True)
+    parts, start = [], 0
+    for w in widths:  # channel slices of one tensor: non-contiguous views, as in CompConv's identity slices
+        parts.append(base[:, start:start + w] * 1.5)
+        start += w
+    parts[1] = base[:, -widths[1]:]
+    out = interleave_concat(parts, unit)
+    ref = torch.cat(parts, 1)[:, interleave_permutation(sum(widths), unit)]
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    grad_out = torch.randn_like(out)
+    (g,) = torch.autograd.grad(out, [base], grad_out, retain_graph=True)  # the parts are shared with ref
+    (g_ref,) = torch.autograd.grad(ref, [base], grad_out)
+    torch.testing.assert_close(g, g_ref, rtol=0, atol=0)
+
+
+def test_interleave_concat_rejects_ragged_inner_parts():
+    from mmlight.layers.utils import interleave_concat
+    with pytest.raises(ValueError, match='multiple of 4'):
+        interleave_concat([torch.zeros(1, 3, 2, 2), torch.zeros(1, 4, 2, 2)], 4)
 
 
 def test_shuffle_interleaves_units():

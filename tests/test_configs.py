@@ -64,6 +64,7 @@ def test_config_trains_and_predicts(config_path):
 @pytest.mark.parametrize('config_path', CONFIGS, ids=lambda p: osp.relpath(p, REPO))
 def test_neck_matches_backbone_outputs(config_path):
     cfg, detector = build_detector(config_path)
+    detector.backbone.eval()
     with torch.no_grad():
-        features = detector.backbone.eval()(torch.zeros(1, 3, 64, 64))
+        features = detector.backbone(torch.zeros(1, 3, 64, 64))
     assert list(cfg.model.neck.in_channels) == [f.shape[1] for f in features]
