@@ -7,8 +7,8 @@
 2. Models: ResNet-50 vs CompConv128-ResNet-50 backbones (224^2 and 800x1333) and the two RetinaNets at 800x1333:
    params, MACs and latency as ratios.
 
-Latency: inference (eval, no_grad), median of ``--repeats`` runs after warm-up, baseline and candidate
-alternated run by run so that both see the same machine state. Nothing here is a test; numbers vary by machine.
+Latency: inference (eval, no_grad), median of ``--repeats`` calls, baseline and candidate taking turns in blocks
+(see ``paired_latency``). Nothing here is a test; numbers vary by machine and run.
 """
 import argparse
 import os.path as osp
@@ -32,21 +32,25 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def paired_latency(fns: List[Callable[[], object]], device: str, repeats: int, warmup: int = 3) -> List[float]:
-    """Median seconds per call of each function, calls interleaved round-robin."""
+def paired_latency(fns: List[Callable[[], object]], device: str, repeats: int, rounds: int = 4) -> List[float]:
+    """Median seconds per call of each function.
+
+    The functions take turns in ``rounds`` blocks (one untimed call, then ``repeats / rounds`` timed calls each),
+    so drift of the machine hits all of them alike while each block runs in its own steady state (alternating
+    single calls makes the allocator page-fault on every call and penalises whichever allocates most).
+    """
+    per_round = max(1, -(-repeats // rounds))
+    times: List[List[float]] = [[] for _ in fns]
     with torch.no_grad():
-        for _ in range(warmup):
-            for fn in fns:
-                fn()
-        _sync(device)
-        times: List[List[float]] = [[] for _ in fns]
-        for _ in range(repeats):
+        for _ in range(rounds):
             for i, fn in enumerate(fns):
-                _sync(device)
-                start = time.perf_counter()
                 fn()
                 _sync(device)
-                times[i].append(time.perf_counter() - start)
+                for _ in range(per_round):
+                    start = time.perf_counter()
+                    fn()
+                    _sync(device)
+                    times[i].append(time.perf_counter() - start)
     return [statistics.median(t) for t in times]
 
 
@@ -84,7 +88,8 @@ def bench_models(device: str, repeats: int) -> None:
         plain, ours = plain.to(device), ours.to(device)
         x = torch.randn(1, 3, h, w, device=device)
         model_repeats = repeats if backbone_only and h == 224 else max(3, repeats // 4)
-        t_plain, t_ours = paired_latency([lambda: plain(x), lambda: ours(x)], device, model_repeats, warmup=1)
+        t_plain, t_ours = paired_latency([lambda: plain(x), lambda: ours(x)], device, model_repeats,
+                                         rounds=min(4, model_repeats))
         print(f'{name:<10} {h:>4}x{w:<4} {format_count(c_plain["params"]):>11} {format_count(c_ours["params"]):>10} '
               f'{c_ours["params"] / c_plain["params"]:>6.3f} {format_count(c_plain["macs"]):>10} '
               f'{format_count(c_ours["macs"]):>10} {c_ours["macs"] / c_plain["macs"]:>6.3f} '
