@@ -42,7 +42,7 @@ from torch import nn
 
 from .utils import IntPair, interleave_concat, to_pair
 
-#: Cap of the adaptive depth rule (paper, Eq. 6).
+#: Cap of the paper's adaptive depth rule.
 MAX_ADAPTIVE_DEPTH = 3
 
 
@@ -100,6 +100,10 @@ class CompConv2d(nn.Module):
         c0 (int, optional): ``C0`` of the adaptive depth rule. Default: 128 when ``depth`` is not given.
         tail_kernel_size (int, optional): Kernel of the depthwise tailing transform. Default: ``k``, or 3 for
             1x1 layers.
+
+    Parameters: ``weight`` (and ``bias``) exactly as ``nn.Conv2d`` at depth 0, so plain-conv checkpoints load;
+    otherwise ``weight_b{d-1} .. weight_b0`` (the convs producing ``B_{d-1} .. B_0``), ``weight_a0`` (the
+    depthwise tail, kept channels only) and ``bias``.
 
     Note:
         ``forward`` maps ``(N, C_in, H, W)`` to ``(N, C_out, H', W')`` with ``H', W'`` as for ``nn.Conv2d``.
