@@ -38,3 +38,22 @@ def check_dataset_files(cfg: Config, loaders: Iterable[str]) -> None:
             f'dataset files not found:\n  {listing}\n'
             'COCO is expected at data/coco in the standard layout (annotations/instances_{train,val}2017.json, '
             'train2017/, val2017/); set data_root with --cfg-options if it lives elsewhere.\n' + DEMO_HINT)
+
+
+def check_torchvision_init(cfg: Config) -> None:
+    """Raise ``ModuleNotFoundError`` early if the backbone starts from ``torchvision://`` weights without torchvision.
+
+    mmengine resolves ``torchvision://`` names by importing torchvision; without it the run would fail only after
+    the model and the data are built. There is no CPU torchvision wheel for torch 2.13.
+    """
+    init_cfg = cfg.get('model', {}).get('backbone', {}).get('init_cfg') or {}
+    checkpoint = str(init_cfg.get('checkpoint', '')) if isinstance(init_cfg, dict) else ''
+    if not checkpoint.startswith('torchvision://'):
+        return
+    try:
+        import torchvision  # noqa: F401
+    except ImportError:
+        raise ModuleNotFoundError(
+            f'the backbone is initialised from {checkpoint}, which needs torchvision (not installed). Install a '
+            'torchvision matching your torch, or train without it: --cfg-options model.backbone.init_cfg=None '
+            '(see the README on backbone initialisation)') from None
