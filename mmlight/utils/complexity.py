@@ -41,8 +41,25 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+class _DetectorTensorForward(nn.Module):
+    """``detector(x)`` in mode 'tensor' with the image metadata two-stage heads need (the tracer takes tensors)."""
+
+    def __init__(self, detector: nn.Module, hw: Tuple[int, int]) -> None:
+        super().__init__()
+        from mmdet.structures import DetDataSample
+        self.detector = detector
+        meta = dict(img_shape=hw, ori_shape=hw, pad_shape=hw, batch_input_shape=hw, scale_factor=(1.0, 1.0))
+        self.data_samples = [DetDataSample(metainfo=meta)]
+
+    def forward(self, x: torch.Tensor):
+        return self.detector(x, self.data_samples, mode='tensor')
+
+
 def count_macs(model: nn.Module, input_shape: Tuple[int, int, int]) -> int:
     """MACs of one forward pass on a ``(1, *input_shape)`` input, as counted by mmengine."""
+    from mmdet.models.detectors import BaseDetector
+    if isinstance(model, BaseDetector):
+        model = _DetectorTensorForward(model, tuple(input_shape[1:]))
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel(logging.ERROR)  # the counter warns once per uncounted op type
