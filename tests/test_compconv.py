@@ -149,6 +149,26 @@ def test_interleave_concat_equals_cat_and_permute(widths, unit):
     torch.testing.assert_close(g, g_ref, rtol=0, atol=0)
 
 
+def test_interleave_concat_mixed_dtypes():
+    """Under autocast, conv outputs and identity slices can differ in dtype; gradients keep each part's dtype."""
+    from mmlight.layers.utils import interleave_concat
+    low = torch.randn(1, 2, 3, 3, dtype=torch.bfloat16, requires_grad=True)
+    high = torch.randn(1, 3, 3, 3, requires_grad=True)
+    out = interleave_concat([low, high], 2)
+    assert out.dtype == torch.bfloat16
+    out.float().sum().backward()
+    assert low.grad.dtype == torch.bfloat16 and high.grad.dtype == torch.float32
+
+
+def test_compconv_under_cpu_autocast():
+    layer = CompConv2d(64, 64, 3, padding=1, depth=2)
+    x = torch.randn(2, 64, 8, 8)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        y = layer(x)
+    y.float().square().mean().backward()
+    assert all(p.grad is not None for p in layer.parameters())
+
+
 def test_interleave_concat_rejects_ragged_inner_parts():
     from mmlight.layers.utils import interleave_concat
     with pytest.raises(ValueError, match='multiple of 4'):

@@ -95,22 +95,22 @@ class _InterleaveConcat(torch.autograd.Function):
                     tail[:, :, first:first + full].copy_(units[:, head_rows:])
             if ragged:
                 head[:, :ragged, first + full].copy_(part[:, full * unit:])
-        ctx.layout = (unit, num_units, head_rows, widths)
+        ctx.layout = (unit, num_units, head_rows, widths, [p.dtype for p in parts])
         return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        unit, num_units, head_rows, widths = ctx.layout
+        unit, num_units, head_rows, widths, dtypes = ctx.layout
         grad = grad.contiguous()
         n, _, h, w = grad.shape
         head, tail = _InterleaveConcat._unit_views(grad, unit, num_units, head_rows)
         grads = []
-        for needed, width, (first, full, ragged) in zip(ctx.needs_input_grad[1:], widths,
-                                                        _InterleaveConcat._pieces(widths, unit)):
+        for needed, width, dtype, (first, full, ragged) in zip(ctx.needs_input_grad[1:], widths, dtypes,
+                                                               _InterleaveConcat._pieces(widths, unit)):
             if not needed:
                 grads.append(None)
                 continue
-            g = grad.new_empty(n, width, h, w)
+            g = grad.new_empty(n, width, h, w, dtype=dtype)  # mixed precision: each part gets its own dtype
             if full:
                 units = g[:, :full * unit].view(n, full, unit, h, w).transpose(1, 2)
                 units[:, :head_rows].copy_(head[:, :, first:first + full])
@@ -126,7 +126,8 @@ def interleave_concat(parts: Sequence[torch.Tensor], unit: int) -> torch.Tensor:
     """``torch.cat(parts, 1)[:, interleave_permutation(C, unit)]`` in one copy (and one copy backward).
 
     Every part but the last must be a whole number of ``unit``-channel groups; the last may end in a short
-    group. Parts may be channel slices (views) of larger tensors.
+    group. Parts may be channel slices (views) of larger tensors and may differ in dtype (under autocast the
+    identity slices keep the input's dtype): the output has the first part's dtype, each gradient its part's.
     """
     for part in parts[:-1]:
         if part.shape[1] % unit:
