@@ -46,7 +46,7 @@ import importlib.metadata as md
 want = dict(mmcv=sys.argv[1], mmengine=sys.argv[2], mmdet=sys.argv[3])
 for name, version in want.items():
     assert md.version(name) == version, name
-md.version('mmlight'); md.version('pycocotools')
+md.version('mmlight'); md.version('pycocotools'); md.version('pytest')
 import torch, mmcv.ops, mmdet, mmlight  # noqa: F401
 PYEOF
   log "environment ready: $VENV (nothing to install)"
