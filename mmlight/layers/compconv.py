@@ -77,6 +77,11 @@ def compconv_unsupported_reason(in_channels: int, out_channels: int, kernel_size
     return None
 
 
+def _same_padding(kernel_size: Tuple[int, int], dilation: Tuple[int, int]) -> Tuple[int, int]:
+    """Padding that keeps the map size of a stride-1 conv with an odd kernel (its centre tap offset)."""
+    return dilation[0] * (kernel_size[0] - 1) // 2, dilation[1] * (kernel_size[1] - 1) // 2
+
+
 def _pointless_reason(in_channels: int, out_channels: int, depth: int) -> Optional[str]:
     p = primary_channels(out_channels, depth)
     if p > in_channels:
@@ -189,17 +194,20 @@ class CompConv2d(nn.Module):
         widths = [2**(d - 1 - i) * p for i in range(d - 1, -1, -1)]  # w_{d-1} = p, ..., w_0 = 2^(d-1) p
         self.identity_channels = p * (2**(d - 1) - 1)
         self.tail_channels = self.out_channels - p * (3 * 2**(d - 1) - 2)
-        if tail_kernel_size is None:
-            tail_kernel_size = 3 if k == (1, 1) else None
-        self.tail_kernel_size = to_pair(tail_kernel_size, 'tail_kernel_size') if tail_kernel_size else k
-        self.tail_dilation = self.dilation if tail_kernel_size is None else (1, 1)
+        if tail_kernel_size is not None:
+            self.tail_kernel_size, self.tail_dilation = to_pair(tail_kernel_size, 'tail_kernel_size'), (1, 1)
+        elif k == (1, 1):  # a depthwise 1x1 tail would only rescale B0: use 3x3
+            self.tail_kernel_size, self.tail_dilation = (3, 3), (1, 1)
+        else:
+            self.tail_kernel_size, self.tail_dilation = k, self.dilation
+        self._same_padding = _same_padding(k, self.dilation)
+        self._tail_padding = _same_padding(self.tail_kernel_size, self.tail_dilation)
 
         # weight_b{i} computes B_i, named as in the paper's figure: weight_b{d-1} (from X), ..., weight_b0
         self._b_names = tuple(f'weight_b{i}' for i in range(d - 1, -1, -1))
         for name, w_in, w_out in zip(self._b_names, [self.in_channels] + widths[1:], widths):
             self.register_parameter(name, nn.Parameter(torch.empty(w_out, w_in, *k)))
         self.weight_a0 = nn.Parameter(torch.empty(self.tail_channels, 1, *self.tail_kernel_size))
-
 
     def reset_parameters(self) -> None:
         """Variance-preserving normal init of every kernel (fan-in, linear gain); zero bias.
@@ -215,13 +223,10 @@ class CompConv2d(nn.Module):
             nn.init.zeros_(self.bias)
 
     # ------------------------------------------------------------------ forward
-    def _same_padding(self, kernel: Tuple[int, int], dilation: Tuple[int, int]) -> Tuple[int, int]:
-        return dilation[0] * (kernel[0] - 1) // 2, dilation[1] * (kernel[1] - 1) // 2
-
     def _identity_source(self, x: torch.Tensor, out_hw: Tuple[int, int]) -> torch.Tensor:
         """Input channels ``[0, identity_channels)`` sampled at the kernel centre of every output position."""
         x = x[:, :self.identity_channels]
-        centre = self._same_padding(self.kernel_size, self.dilation)
+        centre = self._same_padding
         if self.padding != centre:  # general case: pad, then start at the centre tap of the first window
             ph, pw = self.padding
             x = F.pad(x, (pw, pw, ph, ph))
@@ -236,7 +241,6 @@ class CompConv2d(nn.Module):
         """Map ``(N, C_in, H, W)`` to ``(N, C_out, H', W')``."""
         if self.depth == 0:
             return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
-        same = self._same_padding(self.kernel_size, self.dilation)
         b = F.conv2d(x, getattr(self, self._b_names[0]), None, self.stride, self.padding, self.dilation)
         parts = [b]
         if self.depth > 1:
@@ -246,7 +250,7 @@ class CompConv2d(nn.Module):
                 weight, width = getattr(self, name), b.shape[1]
                 a = identity[:, start:start + width]
                 start += width
-                b = F.conv2d(torch.cat([b, a], 1), weight, None, 1, same, self.dilation)
+                b = F.conv2d(torch.cat([b, a], 1), weight, None, 1, self._same_padding, self.dilation)
                 parts += [a, b]
         # The depthwise tail runs on all of B0 (a contiguous input is faster than a channel slice); the surplus
         # channels get zero kernels and are dropped by the concatenation below.
@@ -254,8 +258,7 @@ class CompConv2d(nn.Module):
         if self.tail_channels < b.shape[1]:
             tail_weight = torch.cat([tail_weight, tail_weight.new_zeros(b.shape[1] - self.tail_channels,
                                                                         *tail_weight.shape[1:])])
-        a0 = F.conv2d(b, tail_weight, None, 1, self._same_padding(self.tail_kernel_size, self.tail_dilation),
-                      self.tail_dilation, b.shape[1])
+        a0 = F.conv2d(b, tail_weight, None, 1, self._tail_padding, self.tail_dilation, b.shape[1])
         parts.append(a0[:, :self.tail_channels])
         out = interleave_concat(parts, self.primary)  # concatenate and shuffle in one copy
         if self.bias is not None:
