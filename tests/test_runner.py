@@ -125,3 +125,18 @@ def test_tools_train_points_to_the_demo_when_data_is_missing(tmp_path):
     assert result.returncode != 0
     assert 'data/coco/annotations/instances_train2017.json' in result.stderr
     assert 'tools/run_demo.sh' in result.stderr
+
+
+def test_tools_test_cli_tta_without_a_tta_pipeline(trained, demo_root, tmp_path):
+    """--tta on a config without tta_model/tta_pipeline falls back to a flip TTA of the test pipeline."""
+    work_dir, _ = trained
+    cfg = demo_cfg(demo_root, str(tmp_path / 'tta_work'), max_epochs=1)
+    cfg = Config({k: v for k, v in cfg.to_dict().items() if k not in ('tta_model', 'tta_pipeline')})
+    config = str(tmp_path / 'demo_no_tta.py')
+    cfg.dump(config)
+    result = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'test.py'), config,
+                             osp.join(work_dir, 'epoch_1.pth'), '--tta'],
+                            capture_output=True, text=True, cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'using a flip TestTimeAug of the test pipeline' in result.stderr
+    assert 'Average Precision  (AP) @[ IoU=0.50 ' in result.stdout
