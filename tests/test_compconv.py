@@ -150,14 +150,20 @@ def test_interleave_concat_equals_cat_and_permute(widths, unit):
 
 
 def test_interleave_concat_mixed_dtypes():
-    """Under autocast, conv outputs and identity slices can differ in dtype; gradients keep each part's dtype."""
+    """Under autocast, conv outputs and identity slices can differ in dtype: the output takes the first part's."""
     from mmlight.layers.utils import interleave_concat
     low = torch.randn(1, 2, 3, 3, dtype=torch.bfloat16, requires_grad=True)
     high = torch.randn(1, 3, 3, 3, requires_grad=True)
     out = interleave_concat([low, high], 2)
     assert out.dtype == torch.bfloat16
-    out.float().sum().backward()
-    assert low.grad.dtype == torch.bfloat16 and high.grad.dtype == torch.float32
+    perm = interleave_permutation(5, 2)
+    torch.testing.assert_close(out, torch.cat([low, high.bfloat16()], 1)[:, perm])
+    grad_out = torch.randn(1, 5, 3, 3).bfloat16()
+    out.backward(grad_out)
+    routed = torch.empty_like(grad_out)
+    routed[:, perm] = grad_out  # concatenation channel perm[j] received output channel j
+    torch.testing.assert_close(low.grad, routed[:, :2])
+    torch.testing.assert_close(high.grad, routed[:, 2:].float())
 
 
 def test_compconv_under_cpu_autocast():
