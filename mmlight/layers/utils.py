@@ -1,4 +1,4 @@
-"""Channel and shape arithmetic shared by the layers: pure functions, one copy each."""
+"""Channel arithmetic and the fused concatenate-and-shuffle used by the layers (pure PyTorch)."""
 from typing import List, Sequence, Tuple, Union
 
 import torch
@@ -18,18 +18,6 @@ def to_pair(value: IntPair, name: str) -> Tuple[int, int]:
     raise TypeError(f'{name} must be an int or a pair of ints, got {value!r}')
 
 
-def conv_out_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
-    """Spatial output size of a convolution along one axis (the ``nn.Conv2d`` formula)."""
-    return (size + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1
-
-
-def conv_macs(in_channels: int, out_channels: int, kernel_size: IntPair, out_hw: Tuple[int, int],
-              groups: int = 1) -> int:
-    """Multiply-accumulates of one convolution producing an ``out_hw`` map (bias not counted)."""
-    kh, kw = to_pair(kernel_size, 'kernel_size')
-    return out_hw[0] * out_hw[1] * kh * kw * (in_channels // groups) * out_channels
-
-
 def interleave_permutation(num_channels: int, unit: int) -> List[int]:
     """Source index for each output channel of a channel shuffle over ``unit``-sized groups.
 
@@ -42,22 +30,6 @@ def interleave_permutation(num_channels: int, unit: int) -> List[int]:
         raise ValueError(f'unit and num_channels must be positive, got {unit} and {num_channels}')
     num_groups = -(-num_channels // unit)
     return [g * unit + r for r in range(unit) for g in range(num_groups) if g * unit + r < num_channels]
-
-
-def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """ShuffleNet channel shuffle of an ``(N, C, H, W)`` tensor; ``C`` must be divisible by ``groups``."""
-    n, c, h, w = x.shape
-    if c % groups:
-        raise ValueError(f'channel_shuffle needs channels ({c}) divisible by groups ({groups})')
-    return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
-
-
-def invert_permutation(perm: Sequence[int]) -> List[int]:
-    """Inverse of a permutation given as a list of source indices."""
-    inverse = [0] * len(perm)
-    for dst, src in enumerate(perm):
-        inverse[src] = dst
-    return inverse
 
 
 class _InterleaveConcat(torch.autograd.Function):
