@@ -61,3 +61,10 @@ def test_refuses_to_write_into_foreign_data(tmp_path):
     with pytest.raises(FileExistsError, match='not made by the demo generator'):
         generate_demo_coco(str(root), SMALL)
     assert os.listdir(root) == ['precious.json']
+
+
+@pytest.mark.parametrize('kwargs,word', [(dict(num_train=0), 'num_train'), (dict(image_size=50), 'image_size'),
+                                         (dict(min_object=80), 'min_object')])
+def test_bad_spec_is_rejected(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        DemoSpec(**kwargs)

@@ -18,7 +18,7 @@ DEMO_CONFIG = osp.join(REPO, 'configs', 'demo', 'retinanet_compconv128_demo.py')
 @pytest.fixture(scope='module')
 def demo_root(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('data') / 'demo_coco')
-    generate_demo_coco(root, DemoSpec(num_train=16, num_val=4, image_size=64))
+    generate_demo_coco(root, DemoSpec(num_train=16, num_val=4, image_size=64, min_object=16, max_object=48))
     return root + '/'
 
 

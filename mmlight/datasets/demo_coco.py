@@ -37,6 +37,14 @@ class DemoSpec:
     seed: int = 0
     version: int = _FORMAT_VERSION
 
+    def __post_init__(self) -> None:
+        for name in ('num_train', 'num_val', 'min_object', 'max_objects'):
+            if getattr(self, name) < 1:
+                raise ValueError(f'{name} must be >= 1, got {getattr(self, name)}')
+        if not 4 <= self.min_object <= self.max_object <= self.image_size - 2:
+            raise ValueError(f'need 4 <= min_object <= max_object <= image_size - 2, got min_object='
+                             f'{self.min_object}, max_object={self.max_object}, image_size={self.image_size}')
+
 
 def _draw_object(draw: ImageDraw.ImageDraw, label: int, box: Tuple[int, int, int, int],
                  colour: Tuple[int, int, int]) -> None:

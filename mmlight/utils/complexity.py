@@ -5,7 +5,7 @@ elementwise ops (add, mul, sigmoid, max) as zero; the numbers here are MACs in t
 """
 import copy
 import logging
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Tuple
 
 import torch
 from mmengine.analysis import get_model_complexity_info
@@ -75,9 +75,9 @@ def complexity(model: nn.Module, input_shape: Tuple[int, int, int]) -> Dict[str,
     return dict(params=count_params(model), macs=count_macs(model, input_shape))
 
 
-def format_count(value: float, unit: Optional[str] = None) -> str:
+def format_count(value: float) -> str:
     """``1234567 -> '1.23 M'``."""
     for scale, suffix in ((1e12, 'T'), (1e9, 'G'), (1e6, 'M'), (1e3, 'K')):
         if abs(value) >= scale:
-            return f'{value / scale:.2f} {suffix}' + (unit or '')
-    return f'{value:.0f} ' + (unit or '')
+            return f'{value / scale:.2f} {suffix}'
+    return f'{value:.0f}'
