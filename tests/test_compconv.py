@@ -29,11 +29,29 @@ def _delta_kernel(channels, kernel_size):
     return weight
 
 
-def reference_compconv(layer: CompConv2d, x: torch.Tensor) -> torch.Tensor:
-    """The figure's wiring written out level by level, independently of the layer's forward."""
-    d, p = layer.depth, layer.primary
-    same = tuple(dl * (k - 1) // 2 for k, dl in zip(layer.kernel_size, layer.dilation))
-    conv = dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation)
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def documented_tail(kernel_size, dilation):
+    """The documented tail rule: the layer's kernel and dilation, except 3x3 undilated for 1x1 layers."""
+    if _pair(kernel_size) == (1, 1):
+        return (3, 3), (1, 1)
+    return _pair(kernel_size), _pair(dilation)
+
+
+def reference_compconv(layer: CompConv2d, x: torch.Tensor, out_channels, kernel_size, stride, padding, dilation,
+                       depth) -> torch.Tensor:
+    """The figure's wiring written out from the paper's definitions and the documented choices.
+
+    Everything structural (primary width, level widths, tail kernel and dilation, kept tail channels, paddings) is
+    derived here from the constructor arguments; only the learned kernels are read from the layer.
+    """
+    d = depth
+    p = math.ceil(out_channels / (2 * (2**d - 1)))
+    kernel_size, dilation = _pair(kernel_size), _pair(dilation)
+    same = tuple(dl * (k - 1) // 2 for k, dl in zip(kernel_size, dilation))
+    conv = dict(stride=stride, padding=padding, dilation=dilation)
     b = F.conv2d(x, getattr(layer, f'weight_b{d - 1}'), **conv)
     pieces = [b]
     start = 0
@@ -41,20 +59,18 @@ def reference_compconv(layer: CompConv2d, x: torch.Tensor) -> torch.Tensor:
         width = 2**(d - 1 - level) * p
         source = x[:, start:start + width]
         start += width
-        a = F.conv2d(source, _delta_kernel(width, layer.kernel_size), groups=width, **conv)
-        b = F.conv2d(torch.cat([b, a], 1), getattr(layer, f'weight_b{level - 1}'), padding=same,
-                     dilation=layer.dilation)
+        a = F.conv2d(source, _delta_kernel(width, kernel_size), groups=width, **conv)
+        b = F.conv2d(torch.cat([b, a], 1), getattr(layer, f'weight_b{level - 1}'), padding=same, dilation=dilation)
         pieces += [a, b]
-    tail_same = tuple(dl * (k - 1) // 2 for k, dl in zip(layer.tail_kernel_size, layer.tail_dilation))
-    a0 = F.conv2d(b, layer.weight_a0 if layer.tail_channels == b.shape[1] else
-                  torch.cat([layer.weight_a0, layer.weight_a0.new_zeros(b.shape[1] - layer.tail_channels,
-                                                                        *layer.weight_a0.shape[1:])]),
-                  padding=tail_same, dilation=layer.tail_dilation, groups=b.shape[1])
-    pieces.append(a0)
-    full = torch.cat(pieces, 1)
-    assert full.shape[1] == 2 * (2**d - 1) * p
-    trimmed = full[:, :layer.out_channels]  # the surplus is cut from the end of A0
-    out = trimmed[:, interleave_permutation(layer.out_channels, p)]
+    kept = out_channels - sum(piece.shape[1] for piece in pieces)  # the surplus is cut from the end of A0
+    assert 0 < kept <= 2**(d - 1) * p
+    tail_kernel, tail_dilation = documented_tail(kernel_size, dilation)
+    assert layer.weight_a0.shape == (kept, 1, *tail_kernel)
+    tail_same = tuple(dl * (k - 1) // 2 for k, dl in zip(tail_kernel, tail_dilation))
+    a0 = F.conv2d(b[:, :kept], layer.weight_a0, padding=tail_same, dilation=tail_dilation, groups=kept)
+    full = torch.cat(pieces + [a0], 1)
+    assert full.shape[1] == out_channels
+    out = full[:, interleave_permutation(out_channels, p)]
     if layer.bias is not None:
         out = out + layer.bias.view(1, -1, 1, 1)
     return out
@@ -109,7 +125,7 @@ def test_wiring_matches_the_figure(in_channels, out_channels, kernel_size, strid
     x.requires_grad_()
     y = layer(x)
     assert y.shape == (2, out_channels, *expected_hw)
-    y_ref = reference_compconv(layer, x)
+    y_ref = reference_compconv(layer, x, out_channels, kernel_size, stride, padding, dilation, depth)
     torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-5)
     grad_out = torch.randn_like(y)
     inputs = [x] + list(layer.parameters())
@@ -135,11 +151,15 @@ def test_identity_channels_are_copied_unchanged():
 def test_interleave_concat_equals_cat_and_permute(widths, unit):
     from mmlight.layers.utils import interleave_concat
     base = torch.randn(2, sum(widths) + 3, 5, 4, requires_grad=True)
+    scaled = base * 1.5
     parts, start = [], 0
     for w in widths:  # channel slices of one tensor: non-contiguous views, as in CompConv's identity slices
-        parts.append(base[:, start:start + w] * 1.5)
+        parts.append(scaled[:, start:start + w])
         start += w
-    parts[1] = base[:, -widths[1]:]
+    parts[1] = base[:, -widths[1]:]  # a slice of the leaf itself
+    parts[-1] = scaled.transpose(2, 3)[:, :widths[-1]].transpose(2, 3)  # strides permuted in H and W
+    assert not any(part.is_contiguous() for part in parts[:-1])
+    assert not parts[-1].is_contiguous() and not parts[-1].is_contiguous(memory_format=torch.channels_last)
     out = interleave_concat(parts, unit)
     ref = torch.cat(parts, 1)[:, interleave_permutation(sum(widths), unit)]
     torch.testing.assert_close(out, ref, rtol=0, atol=0)
@@ -166,13 +186,25 @@ def test_interleave_concat_mixed_dtypes():
     torch.testing.assert_close(high.grad, routed[:, 2:].float())
 
 
-def test_compconv_under_cpu_autocast():
+def test_compconv_under_cpu_autocast_matches_fp32():
+    """bf16 autocast: bf16 output, fp32 gradients, both within bf16's precision of the fp32 result.
+
+    bf16 keeps 8 significant bits (relative rounding 2^-9 ~ 0.2 % per value); through three chained convs with
+    sums over up to 576 terms the stated tolerance is 3 % of the values' scale (about 1 here).
+    """
     layer = CompConv2d(64, 64, 3, padding=1, depth=2)
+    params = list(layer.parameters())
     x = torch.randn(2, 64, 8, 8)
+    ref = layer(x)
+    ref_grads = torch.autograd.grad(ref.square().mean(), params)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         y = layer(x)
-    y.float().square().mean().backward()
-    assert all(p.grad is not None for p in layer.parameters())
+    assert y.dtype == torch.bfloat16
+    torch.testing.assert_close(y.float(), ref, rtol=0.03, atol=0.03)
+    grads = torch.autograd.grad(y.float().square().mean(), params)
+    for g, g_ref, param in zip(grads, ref_grads, params):
+        assert g.dtype == param.dtype == torch.float32
+        torch.testing.assert_close(g, g_ref, rtol=0.03, atol=0.03 * g_ref.abs().max().item())
 
 
 def test_interleave_concat_rejects_ragged_inner_parts():
@@ -335,3 +367,89 @@ def test_build_conv_layer_from_any_default_scope(scope):
             assert isinstance(layer, CompConv2d)
             assert layer(torch.randn(1, 256, 8, 8)).shape == (1, 256, 4, 4)
     assert build_conv_layer(dict(type='CompConv', c0=64), 256, 256, 3).depth == 3
+
+
+# ---------------------------------------------------------------- robustness: tracing, layouts, nn.Conv2d arguments
+TRACE_CASES = [(64, 50, 3, 2, 0, 1, 3), (48, 64, 3, 1, 1, 1, 2), (40, 40, 1, 2, 0, 1, 2), (32, 32, 3, 1, 2, 2, 1)]
+
+
+@pytest.mark.parametrize('case', TRACE_CASES, ids=lambda c: 'x'.join(map(str, c)))
+def test_traces_with_fx_and_jit_for_any_input_size(case):
+    """Shape handling is fixed at construction: a trace taken at one size is exact at other sizes."""
+    import warnings
+    in_channels, out_channels, kernel, stride, padding, dilation, depth = case
+    layer = CompConv2d(in_channels, out_channels, kernel, stride, padding, dilation, depth=depth).eval()
+    nn.init.normal_(layer.bias)
+    graph_module = torch.fx.symbolic_trace(layer)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', torch.jit.TracerWarning)  # no shape-dependent Python in the trace
+        traced = torch.jit.trace(layer, torch.randn(1, in_channels, 16, 16))
+    for shape in [(1, in_channels, 16, 16), (2, in_channels, 9, 13), (3, in_channels, 21, 7)]:
+        x = torch.randn(shape)
+        expected = layer(x)
+        torch.testing.assert_close(graph_module(x), expected, rtol=0, atol=0)
+        torch.testing.assert_close(traced(x), expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize('case', TRACE_CASES, ids=lambda c: 'x'.join(map(str, c)))
+def test_channels_last_in_channels_last_out(case):
+    in_channels, out_channels, kernel, stride, padding, dilation, depth = case
+    layer = CompConv2d(in_channels, out_channels, kernel, stride, padding, dilation, depth=depth)
+    x = torch.randn(2, in_channels, 12, 10).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    y = layer(x)
+    assert y.is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous()
+    x_ref = x.detach().contiguous().requires_grad_()
+    y_ref = layer(x_ref)
+    torch.testing.assert_close(y, y_ref)
+    grad_out = torch.randn_like(y_ref)
+    inputs, inputs_ref = [x] + list(layer.parameters()), [x_ref] + list(layer.parameters())
+    for g, g_ref in zip(torch.autograd.grad(y, inputs, grad_out), torch.autograd.grad(y_ref, inputs_ref, grad_out)):
+        torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-4)  # summation order differs between layouts
+
+
+def test_nn_conv2d_arguments():
+    import numpy as np
+    same = CompConv2d(np.int64(64), np.int32(64), np.int64(3), padding='same', depth=2)
+    assert same.padding == (1, 1) and same.in_channels == 64 and type(same.in_channels) is int
+    assert same(torch.randn(1, 64, 7, 9)).shape == (1, 64, 7, 9)
+    dilated = CompConv2d(64, 64, 3, padding='same', dilation=2, depth=2)
+    assert dilated.padding == (2, 2) and dilated(torch.randn(1, 64, 7, 9)).shape == (1, 64, 7, 9)
+    assert CompConv2d(64, 64, 3, padding='valid', depth=2).padding == (0, 0)
+    typed = CompConv128(256, 256, 3, padding=1, dtype=torch.float64, device='cpu')
+    assert {p.dtype for p in typed.parameters()} == {torch.float64}
+    assert typed(torch.randn(1, 256, 5, 5, dtype=torch.float64)).dtype == torch.float64
+
+
+@pytest.mark.parametrize('kwargs,word', [
+    (dict(padding='same', stride=2), 'strided'),
+    (dict(padding='same', kernel_size=2), 'odd kernel_size'),
+    (dict(padding='full'), "'same' or 'valid'"),
+    (dict(padding_mode='reflect'), 'padding_mode'),
+    (dict(in_channels=16.0), 'in_channels'),
+])
+def test_unsupported_nn_conv2d_arguments_are_named(kwargs, word):
+    args = dict(in_channels=16, out_channels=64, kernel_size=3)
+    args.update(kwargs)
+    with pytest.raises((ValueError, TypeError), match=word):
+        CompConv2d(**args)
+
+
+def test_compconv128_fixes_c0_and_takes_conv2d_arguments():
+    layer = CompConv128(512, 512, 3, 1, 1, bias=False)
+    assert (layer.c0, layer.depth) == (128, 3) and layer.bias is None
+    with pytest.raises(ValueError, match='fixes c0=128'):
+        CompConv128(512, 512, 3, depth=1)
+
+
+@pytest.mark.parametrize('second,word', [
+    (torch.zeros(2, 4, 3, 3), r'\(N, H, W\)'),  # batch differs
+    (torch.zeros(1, 4, 3, 2), r'\(N, H, W\)'),  # width differs
+    (torch.zeros(1, 4, 2, 3), r'\(N, H, W\)'),  # height differs
+    (torch.zeros(1, 4, 3), r'\(N, C_i, H, W\)'),  # not 4-D
+    (torch.zeros(1, 4, 3, 3, device='meta'), 'is on meta'),
+])
+def test_interleave_concat_rejects_mismatched_parts(second, word):
+    from mmlight.layers.utils import interleave_concat
+    with pytest.raises(ValueError, match=word):
+        interleave_concat([torch.zeros(1, 4, 3, 3), second], 4)

@@ -1,9 +1,11 @@
-"""Pure-PyTorch layers: no registry, mmcv or mmdet imports here."""
+"""Pure-PyTorch layers, one module per method, and the channel utilities they share (no OpenMMLab imports)."""
 from .compconv import (CompConv2d, CompConv128, adaptive_depth, compconv_macs, compconv_params,
                        primary_channels)
-from .utils import interleave_concat, interleave_permutation
+from .utils import (channel_shuffle, check_divisible, conv2d_macs, interleave_concat, interleave_permutation,
+                    make_divisible, to_int, to_pair)
 
 __all__ = [
     'CompConv2d', 'CompConv128', 'adaptive_depth', 'compconv_macs', 'compconv_params', 'primary_channels',
-    'interleave_concat', 'interleave_permutation'
+    'channel_shuffle', 'check_divisible', 'conv2d_macs', 'interleave_concat', 'interleave_permutation',
+    'make_divisible', 'to_int', 'to_pair'
 ]

@@ -27,6 +27,9 @@ Choices the paper leaves open, and what this implementation does:
   the second, ...): the ShuffleNet shuffle with ``2 (2^d - 1)`` groups, which spreads identity, convolved and
   tailing channels evenly, so the next CompConv's identity slices see all of them.
 * 1x1 convs are compressed like k x k ones.
+* The forward pass has no Python branch on the input's shape: everything shape-dependent (identity sampling,
+  paddings, the tail's surplus) is fixed at construction, so the layer traces with ``torch.fx`` and
+  ``torch.jit.trace`` for any input size, and channels-last inputs give channels-last outputs.
 * Depth ``d = 0`` is a plain convolution (the same parameters and arithmetic as ``nn.Conv2d``). The adaptive rule
   ``d = min(floor(log2(max(1, C_in / C0))) + 1, 3)`` is lowered, down to 0, while CompConv is undefined or
   pointless for the layer: grouped convs, even kernels, identity slices wider than the input, a surplus that
@@ -34,13 +37,17 @@ Choices the paper leaves open, and what this implementation does:
   3-channel stem). The reason is shown in the module's repr.
 """
 import math
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import torch
+import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-from .utils import IntPair, interleave_concat, to_pair
+from .utils import IntPair, check_divisible, conv2d_macs, interleave_concat, to_int, to_pair
+
+# The fused copy is an autograd.Function: symbolic tracing keeps it as one call instead of tracing into it.
+torch.fx.wrap('interleave_concat')
 
 #: Cap of the paper's adaptive depth rule.
 MAX_ADAPTIVE_DEPTH = 3
@@ -97,18 +104,21 @@ class CompConv2d(nn.Module):
         out_channels (int): Output channels ``C_out``.
         kernel_size (int | tuple[int, int]): Kernel size ``k``.
         stride (int | tuple[int, int]): Stride. Default: 1.
-        padding (int | tuple[int, int]): Zero padding. Default: 0.
+        padding (int | tuple[int, int] | str): Zero padding, or ``'valid'`` (0) or ``'same'`` (stride 1 and odd
+            kernels only, as the symmetric padding of the centre tap). Default: 0.
         dilation (int | tuple[int, int]): Dilation. Default: 1.
         groups (int): Groups; CompConv itself is dense, so ``groups > 1`` means a plain conv. Default: 1.
         bias (bool): Add a learnable per-output-channel bias. Default: True.
+        padding_mode (str): Only ``'zeros'`` (the identity slices are sampled from a zero-padded input).
+        device, dtype: Where and in which dtype the parameters are created, as for ``nn.Conv2d``.
         depth (int, optional): Recursion depth ``d``; 0 is a plain conv. Give ``depth`` or ``c0``, not both.
         c0 (int, optional): ``C0`` of the adaptive depth rule. Default: 128 when ``depth`` is not given.
         tail_kernel_size (int, optional): Kernel of the depthwise tailing transform. Default: ``k``, or 3 for
             1x1 layers.
 
-    Parameters: ``weight`` (and ``bias``) exactly as ``nn.Conv2d`` at depth 0, so plain-conv checkpoints load;
-    otherwise ``weight_b{d-1} .. weight_b0`` (the convs producing ``B_{d-1} .. B_0``), ``weight_a0`` (the
-    depthwise tail, kept channels only) and ``bias``.
+    Integer arguments may be numpy integers. Parameters: ``weight`` (and ``bias``) exactly as ``nn.Conv2d`` at
+    depth 0, so plain-conv checkpoints load; otherwise ``weight_b{d-1} .. weight_b0`` (the convs producing
+    ``B_{d-1} .. B_0``), ``weight_a0`` (the depthwise tail, kept channels only) and ``bias``.
 
     Note:
         ``forward`` maps ``(N, C_in, H, W)`` to ``(N, C_out, H', W')`` with ``H', W'`` as for ``nn.Conv2d``.
@@ -116,55 +126,78 @@ class CompConv2d(nn.Module):
         ``k^2 (C_in p + sum_{j=1}^{d-1} (2^j p)^2) + k_t^2 2^(d-1) p``; see :func:`compconv_macs`.
     """
 
+    #: A subclass that fixes ``C0`` (e.g. :class:`CompConv128`) sets it here; it then takes neither depth nor c0.
+    fixed_c0: Optional[int] = None
+
     def __init__(self,
                  in_channels: int,
                  out_channels: int,
                  kernel_size: IntPair,
                  stride: IntPair = 1,
-                 padding: IntPair = 0,
+                 padding: Union[IntPair, str] = 0,
                  dilation: IntPair = 1,
                  groups: int = 1,
                  bias: bool = True,
+                 padding_mode: str = 'zeros',
+                 device=None,
+                 dtype=None,
                  depth: Optional[int] = None,
                  c0: Optional[int] = None,
                  tail_kernel_size: Optional[int] = None) -> None:
         super().__init__()
-        for name, value in (('in_channels', in_channels), ('out_channels', out_channels), ('groups', groups)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f'{name} must be a positive int, got {value!r}')
-        self.kernel_size = to_pair(kernel_size, 'kernel_size')
-        self.stride = to_pair(stride, 'stride')
-        self.padding = to_pair(padding, 'padding')
-        self.dilation = to_pair(dilation, 'dilation')
-        for name, pair, low in (('kernel_size', self.kernel_size, 1), ('stride', self.stride, 1),
-                                ('padding', self.padding, 0), ('dilation', self.dilation, 1)):
-            if min(pair) < low:
-                raise ValueError(f'{name} must be >= {low}, got {pair}')
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f'groups={groups} must divide in_channels={in_channels} and '
-                             f'out_channels={out_channels}')
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.in_channels = to_int(in_channels, 'in_channels', 1)
+        self.out_channels = to_int(out_channels, 'out_channels', 1)
+        self.groups = to_int(groups, 'groups', 1)
+        self.kernel_size = to_pair(kernel_size, 'kernel_size', 1)
+        self.stride = to_pair(stride, 'stride', 1)
+        self.dilation = to_pair(dilation, 'dilation', 1)
+        self.padding = self._resolve_padding(padding)
+        if padding_mode != 'zeros':
+            raise ValueError(f"padding_mode must be 'zeros' (the only mode CompConv2d supports), got {padding_mode!r}")
+        self.padding_mode = padding_mode
+        check_divisible(self.in_channels, self.groups, 'in_channels', 'groups')
+        check_divisible(self.out_channels, self.groups, 'out_channels', 'groups')
         self.transposed, self.output_padding = False, (0, 0)  # nn.Conv2d attributes read by mmcv
+        factory = dict(device=device, dtype=dtype)
 
+        if self.fixed_c0 is not None and (depth is not None or c0 is not None):
+            raise ValueError(f'{type(self).__name__} fixes c0={self.fixed_c0}; got depth={depth!r}, c0={c0!r} '
+                             "(use type='CompConv' to choose depth or c0)")
+        c0 = self.fixed_c0 if self.fixed_c0 is not None else c0
         self.depth, self.c0, self.dense_reason = self._resolve_depth(depth, c0)
-        if tail_kernel_size is not None and (not isinstance(tail_kernel_size, int) or tail_kernel_size < 1
-                                             or tail_kernel_size % 2 == 0):
-            raise ValueError(f'tail_kernel_size must be a positive odd int, got {tail_kernel_size!r}')
+        if tail_kernel_size is not None:
+            tail_kernel_size = to_int(tail_kernel_size, 'tail_kernel_size', 1)
+            if tail_kernel_size % 2 == 0:
+                raise ValueError(f'tail_kernel_size must be a positive odd int, got {tail_kernel_size}')
 
         if self.depth == 0:
-            self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size))
+            self.weight = nn.Parameter(
+                torch.empty(self.out_channels, self.in_channels // self.groups, *self.kernel_size, **factory))
         else:
-            self._build_compact(tail_kernel_size)
-        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+            self._build_compact(tail_kernel_size, factory)
+        self.bias = nn.Parameter(torch.empty(self.out_channels, **factory)) if bias else None
         self.reset_parameters()
 
     # ------------------------------------------------------------------ construction
+    def _resolve_padding(self, padding) -> Tuple[int, int]:
+        if padding == 'valid':
+            return 0, 0
+        if padding == 'same':
+            if self.stride != (1, 1):
+                raise ValueError(f"padding='same' is not supported for strided convolutions (stride={self.stride})")
+            if self.kernel_size[0] % 2 == 0 or self.kernel_size[1] % 2 == 0:
+                raise ValueError(f"padding='same' needs an odd kernel_size here, got {self.kernel_size} (the "
+                                 'asymmetric padding of even kernels is not supported); give the padding as ints')
+            return _same_padding(self.kernel_size, self.dilation)
+        if isinstance(padding, str):
+            raise ValueError(f"padding must be an int, a pair of ints, 'same' or 'valid', got {padding!r}")
+        return to_pair(padding, 'padding', 0)
+
     def _resolve_depth(self, depth: Optional[int], c0: Optional[int]) -> Tuple[int, Optional[int], str]:
         if depth is not None and c0 is not None:
             raise ValueError(f'give either depth or c0, not both (got depth={depth}, c0={c0})')
         if depth is not None:
-            if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
-                raise ValueError(f'depth must be an int >= 0, got {depth!r}')
+            depth = to_int(depth, 'depth', 0)
             if depth == 0:
                 return 0, None, 'depth=0'
             reason = compconv_unsupported_reason(self.in_channels, self.out_channels, self.kernel_size,
@@ -174,9 +207,7 @@ class CompConv2d(nn.Module):
                                  f'{self.out_channels}, kernel_size={self.kernel_size}): {reason}; '
                                  f'use a smaller depth (0 is a plain conv) or c0=... for the adaptive rule')
             return depth, None, ''
-        c0 = 128 if c0 is None else c0
-        if not isinstance(c0, int) or isinstance(c0, bool) or c0 < 1:
-            raise ValueError(f'c0 must be a positive int, got {c0!r}')
+        c0 = to_int(128 if c0 is None else c0, 'c0', 1)
         reason = ''
         for candidate in range(adaptive_depth(self.in_channels, c0), 0, -1):
             why = (compconv_unsupported_reason(self.in_channels, self.out_channels, self.kernel_size, self.groups,
@@ -187,27 +218,51 @@ class CompConv2d(nn.Module):
             reason = reason or why
         return 0, c0, reason
 
-    def _build_compact(self, tail_kernel_size: Optional[int]) -> None:
+    def _build_compact(self, tail_kernel_size: Optional[int], factory: dict) -> None:
         d, k = self.depth, self.kernel_size
         p = primary_channels(self.out_channels, d)
         self.primary = p
         widths = [2**(d - 1 - i) * p for i in range(d - 1, -1, -1)]  # w_{d-1} = p, ..., w_0 = 2^(d-1) p
+        self._level_widths = tuple(widths)
         self.identity_channels = p * (2**(d - 1) - 1)
         self.tail_channels = self.out_channels - p * (3 * 2**(d - 1) - 2)
+        self._tail_surplus = widths[-1] - self.tail_channels  # B0 channels whose tail output is cut
+        # channels of [B_{d-1}, A_{d-1}, B_{d-2}, A_{d-2}, ..., B_0, A_0] as they are concatenated
+        self._part_widths = ((p, ) + tuple(w for a, b in zip(widths[:-1], widths[1:]) for w in (a, b))
+                             + (self.tail_channels, ))
         if tail_kernel_size is not None:
-            self.tail_kernel_size, self.tail_dilation = to_pair(tail_kernel_size, 'tail_kernel_size'), (1, 1)
+            self.tail_kernel_size, self.tail_dilation = (tail_kernel_size, tail_kernel_size), (1, 1)
         elif k == (1, 1):  # a depthwise 1x1 tail would only rescale B0: use 3x3
             self.tail_kernel_size, self.tail_dilation = (3, 3), (1, 1)
         else:
             self.tail_kernel_size, self.tail_dilation = k, self.dilation
         self._same_padding = _same_padding(k, self.dilation)
         self._tail_padding = _same_padding(self.tail_kernel_size, self.tail_dilation)
+        self._identity_crop = self._identity_sampling()
 
         # weight_b{i} computes B_i, named as in the paper's figure: weight_b{d-1} (from X), ..., weight_b0
         self._b_names = tuple(f'weight_b{i}' for i in range(d - 1, -1, -1))
         for name, w_in, w_out in zip(self._b_names, [self.in_channels] + widths[1:], widths):
-            self.register_parameter(name, nn.Parameter(torch.empty(w_out, w_in, *k)))
-        self.weight_a0 = nn.Parameter(torch.empty(self.tail_channels, 1, *self.tail_kernel_size))
+            self.register_parameter(name, nn.Parameter(torch.empty(w_out, w_in, *k, **factory)))
+        self.weight_a0 = nn.Parameter(torch.empty(self.tail_channels, 1, *self.tail_kernel_size, **factory))
+
+    def _identity_sampling(self) -> Optional[Tuple[Tuple[int, int], Tuple[slice, slice]]]:
+        """How the identity slices are read from the input: ``None`` (as they are), or (pad, crop slices).
+
+        Output position ``j`` of the first conv reads the padded input at ``s j .. s j + e - 1`` (``e`` the
+        dilated kernel extent); its centre tap is ``s j + c`` with ``c = (e - 1) // 2``. Starting at ``c`` and
+        stopping ``e - 1 - c`` before the end keeps exactly the conv's ``floor((H + 2 pad - e) / s) + 1``
+        positions, for any input size, with no arithmetic on the input's shape.
+        """
+        if self.stride == (1, 1) and self.padding == self._same_padding:
+            return None
+        crops = []
+        for kernel, dilation, stride in zip(self.kernel_size, self.dilation, self.stride):
+            extent = dilation * (kernel - 1) + 1
+            centre = (extent - 1) // 2
+            stop = -(extent - 1 - centre) or None
+            crops.append(slice(centre, stop, stride))
+        return self.padding, tuple(crops)
 
     def reset_parameters(self) -> None:
         """Variance-preserving normal init of every kernel (fan-in, linear gain); zero bias.
@@ -223,19 +278,15 @@ class CompConv2d(nn.Module):
             nn.init.zeros_(self.bias)
 
     # ------------------------------------------------------------------ forward
-    def _identity_source(self, x: torch.Tensor, out_hw: Tuple[int, int]) -> torch.Tensor:
+    def _identity_source(self, x: torch.Tensor) -> torch.Tensor:
         """Input channels ``[0, identity_channels)`` sampled at the kernel centre of every output position."""
         x = x[:, :self.identity_channels]
-        centre = self._same_padding
-        if self.padding != centre:  # general case: pad, then start at the centre tap of the first window
-            ph, pw = self.padding
-            x = F.pad(x, (pw, pw, ph, ph))
-        else:
-            centre = (0, 0)
-        (sh, sw), (oh, ow) = self.stride, out_hw
-        if (sh, sw) == (1, 1) and centre == (0, 0) and x.shape[-2:] == out_hw:
+        if self._identity_crop is None:
             return x
-        return x[:, :, centre[0]:centre[0] + sh * (oh - 1) + 1:sh, centre[1]:centre[1] + sw * (ow - 1) + 1:sw]
+        (ph, pw), (rows, cols) = self._identity_crop
+        if ph or pw:
+            x = F.pad(x, (pw, pw, ph, ph))
+        return x[:, :, rows, cols]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(N, C_in, H, W)`` to ``(N, C_out, H', W')``."""
@@ -244,23 +295,21 @@ class CompConv2d(nn.Module):
         b = F.conv2d(x, getattr(self, self._b_names[0]), None, self.stride, self.padding, self.dilation)
         parts = [b]
         if self.depth > 1:
-            identity = self._identity_source(x, b.shape[-2:])
+            identity = self._identity_source(x)
             start = 0
-            for name in self._b_names[1:]:
-                weight, width = getattr(self, name), b.shape[1]
+            for name, width in zip(self._b_names[1:], self._level_widths[:-1]):
                 a = identity[:, start:start + width]
                 start += width
-                b = F.conv2d(torch.cat([b, a], 1), weight, None, 1, self._same_padding, self.dilation)
+                b = F.conv2d(torch.cat([b, a], 1), getattr(self, name), None, 1, self._same_padding, self.dilation)
                 parts += [a, b]
         # The depthwise tail runs on all of B0 (a contiguous input is faster than a channel slice); the surplus
         # channels get zero kernels and are dropped by the concatenation below.
         tail_weight = self.weight_a0
-        if self.tail_channels < b.shape[1]:
-            tail_weight = torch.cat([tail_weight, tail_weight.new_zeros(b.shape[1] - self.tail_channels,
-                                                                        *tail_weight.shape[1:])])
-        a0 = F.conv2d(b, tail_weight, None, 1, self._tail_padding, self.tail_dilation, b.shape[1])
+        if self._tail_surplus:
+            tail_weight = F.pad(tail_weight, (0, 0, 0, 0, 0, 0, 0, self._tail_surplus))  # zero kernels appended
+        a0 = F.conv2d(b, tail_weight, None, 1, self._tail_padding, self.tail_dilation, self._level_widths[-1])
         parts.append(a0[:, :self.tail_channels])
-        out = interleave_concat(parts, self.primary)  # concatenate and shuffle in one copy
+        out = interleave_concat(parts, self.primary, self._part_widths)  # concatenate and shuffle in one copy
         if self.bias is not None:
             out.add_(self.bias.view(1, -1, 1, 1))
         return out
@@ -283,20 +332,11 @@ class CompConv2d(nn.Module):
 
 
 class CompConv128(CompConv2d):
-    """CompConv with the paper's recommended adaptive setting ``C0 = 128`` (``d`` from ``C_in``)."""
+    """CompConv with the paper's recommended adaptive setting ``C0 = 128`` (``d`` from ``C_in``).
 
-    def __init__(self,
-                 in_channels: int,
-                 out_channels: int,
-                 kernel_size: IntPair,
-                 stride: IntPair = 1,
-                 padding: IntPair = 0,
-                 dilation: IntPair = 1,
-                 groups: int = 1,
-                 bias: bool = True,
-                 tail_kernel_size: Optional[int] = None) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                         c0=128, tail_kernel_size=tail_kernel_size)
+    Same arguments as :class:`CompConv2d` except ``depth`` and ``c0``, which this class fixes.
+    """
+    fixed_c0 = 128
 
 
 def compconv_macs(layer: CompConv2d, out_hw: Tuple[int, int]) -> int:
@@ -307,10 +347,10 @@ def compconv_macs(layer: CompConv2d, out_hw: Tuple[int, int]) -> int:
     for 1x1 layers). The depthwise tail runs over all ``2^(d-1) p`` channels of ``B0``, as the formula counts it,
     even when surplus channels are cut afterwards.
     """
+    if layer.depth == 0:
+        return conv2d_macs(layer.in_channels, layer.out_channels, layer.kernel_size, out_hw, layer.groups)
     kh, kw = layer.kernel_size
     hw = out_hw[0] * out_hw[1]
-    if layer.depth == 0:
-        return hw * kh * kw * layer.in_channels * layer.out_channels // layer.groups
     p, d = layer.primary, layer.depth
     chain = layer.in_channels * p + sum((2**j * p)**2 for j in range(1, d))
     th, tw = layer.tail_kernel_size
@@ -322,7 +362,7 @@ def compconv_params(layer: CompConv2d) -> int:
     bias = layer.out_channels if layer.bias is not None else 0
     kh, kw = layer.kernel_size
     if layer.depth == 0:
-        return kh * kw * layer.in_channels * layer.out_channels // layer.groups + bias
+        return conv2d_macs(layer.in_channels, layer.out_channels, layer.kernel_size, (1, 1), layer.groups) + bias
     p, d = layer.primary, layer.depth
     chain = layer.in_channels * p + sum((2**j * p)**2 for j in range(1, d))
     th, tw = layer.tail_kernel_size

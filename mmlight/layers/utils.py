@@ -1,21 +1,84 @@
-"""Channel arithmetic and the fused concatenate-and-shuffle used by the layers (pure PyTorch)."""
-from typing import List, Sequence, Tuple, Union
+"""Channel arithmetic shared by every layer and backbone (pure PyTorch, one copy of each helper).
+
+* argument checks: :func:`to_int`, :func:`to_pair`, :func:`check_divisible`;
+* channel rounding: :func:`make_divisible`;
+* channel permutations: :func:`channel_shuffle` (ShuffleNet's, by groups), :func:`interleave_permutation` and the
+  fused concatenate-and-shuffle :func:`interleave_concat`;
+* cost: :func:`conv2d_macs`, the dense-convolution MAC formula the compact layers are measured against.
+"""
+import numbers
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 
 IntPair = Union[int, Tuple[int, int]]
 
 
-def to_pair(value: IntPair, name: str) -> Tuple[int, int]:
-    """Return ``value`` as a pair of ints; raise ``TypeError`` naming ``name`` otherwise."""
-    if isinstance(value, bool):
-        raise TypeError(f'{name} must be an int or a pair of ints, got {value!r}')
-    if isinstance(value, int):
-        return value, value
-    if (isinstance(value, (tuple, list)) and len(value) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
-        return int(value[0]), int(value[1])
-    raise TypeError(f'{name} must be an int or a pair of ints, got {value!r}')
+def to_int(value, name: str, minimum: Optional[int] = None) -> int:
+    """``value`` as a Python int (numpy integers accepted); ``TypeError``/``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f'{name} must be an int, got {value!r}')
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f'{name} must be >= {minimum}, got {value}')
+    return value
+
+
+def to_pair(value: IntPair, name: str, minimum: Optional[int] = None) -> Tuple[int, int]:
+    """``value`` as a pair of ints (an int is repeated); ``TypeError``/``ValueError`` naming ``name``."""
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        try:
+            pair = (to_int(value[0], name), to_int(value[1], name))
+        except TypeError:
+            raise TypeError(f'{name} must be an int or a pair of ints, got {value!r}') from None
+    else:
+        try:
+            pair = (to_int(value, name), ) * 2
+        except TypeError:
+            raise TypeError(f'{name} must be an int or a pair of ints, got {value!r}') from None
+    if minimum is not None and min(pair) < minimum:
+        raise ValueError(f'{name} must be >= {minimum}, got {value!r}')
+    return pair
+
+
+def check_divisible(value: int, divisor: int, value_name: str, divisor_name: str) -> None:
+    """Raise ``ValueError`` naming both quantities unless ``divisor`` divides ``value``."""
+    if value % divisor:
+        raise ValueError(f'{divisor_name}={divisor} must divide {value_name}={value}')
+
+
+def make_divisible(value: float, divisor: int, min_value: Optional[int] = None, min_ratio: float = 0.9) -> int:
+    """Round ``value`` to the nearest multiple of ``divisor`` (at least ``min_value``, default ``divisor``),
+    going one ``divisor`` up when rounding would lose more than ``1 - min_ratio`` of ``value``.
+
+    This is the rounding of the MobileNet family (and mmcv's/mmpretrain's ``make_divisible``).
+    """
+    min_value = divisor if min_value is None else min_value
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < min_ratio * value:
+        rounded += divisor
+    return rounded
+
+
+def conv2d_macs(in_channels: int, out_channels: int, kernel_size: IntPair, out_hw: Tuple[int, int],
+                groups: int = 1) -> int:
+    """Multiply-accumulates of a dense (or grouped) 2-D convolution producing an ``out_hw`` map.
+
+    ``H' W' k_h k_w (C_in / groups) C_out``; bias additions are not counted (mmengine's convention).
+    """
+    kh, kw = to_pair(kernel_size, 'kernel_size')
+    return out_hw[0] * out_hw[1] * kh * kw * (in_channels // groups) * out_channels
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """ShuffleNet's channel shuffle of an ``(N, C, H, W)`` tensor with ``groups`` groups.
+
+    The channels are read as ``groups`` consecutive groups and written out interleaved (channel ``j`` of every
+    group, for ``j = 0, 1, ...``). ``C`` must be divisible by ``groups``: layers check it at construction
+    (:func:`check_divisible`). ``channel_shuffle(channel_shuffle(x, g), C // g)`` is ``x``. No Python arithmetic
+    on the input's shape, so the op traces for any input size.
+    """
+    return x.unflatten(1, (groups, -1)).transpose(1, 2).flatten(1, 2)
 
 
 def interleave_permutation(num_channels: int, unit: int) -> List[int]:
@@ -24,7 +87,7 @@ def interleave_permutation(num_channels: int, unit: int) -> List[int]:
     The channels ``0..num_channels-1`` are read as consecutive groups of ``unit`` channels (the last group
     may be shorter) and written out interleaved: the first channel of every group, then the second of
     every group, and so on. When ``unit`` divides ``num_channels`` this is exactly ShuffleNet's channel
-    shuffle with ``num_channels // unit`` groups (``view(g, unit).transpose``).
+    shuffle with ``num_channels // unit`` groups (:func:`channel_shuffle`).
     """
     if unit < 1 or num_channels < 1:
         raise ValueError(f'unit and num_channels must be positive, got {unit} and {num_channels}')
@@ -32,14 +95,29 @@ def interleave_permutation(num_channels: int, unit: int) -> List[int]:
     return [g * unit + r for r in range(unit) for g in range(num_groups) if g * unit + r < num_channels]
 
 
+def _is_channels_last(t: torch.Tensor) -> bool:
+    return not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
+
+
+def _channel_view(t: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """``(A, C, B)`` view of an ``(N, C, H, W)`` tensor with its channels in the middle.
+
+    ``(N, C, H*W)`` for NCHW storage, ``(N*H*W, C, 1)`` for channels-last storage; a view (no copy) for tensors in
+    that layout and for channel slices of them.
+    """
+    if channels_last:
+        return t.permute(0, 2, 3, 1).reshape(-1, t.shape[1], 1)
+    return t.reshape(t.shape[0], t.shape[1], -1)
+
+
 class _InterleaveConcat(torch.autograd.Function):
     """Forward and backward of :func:`interleave_concat`: one strided copy each way."""
 
     @staticmethod
-    def _unit_views(t: torch.Tensor, unit: int, num_units: int, head_rows: int):
-        n, _, h, w = t.shape
-        head = t[:, :head_rows * num_units].view(n, head_rows, num_units, h, w)
-        tail = t[:, head_rows * num_units:].view(n, unit - head_rows, num_units - 1, h, w)
+    def _unit_views(t3: torch.Tensor, unit: int, num_units: int, head_rows: int):
+        a, _, b = t3.shape
+        head = t3[:, :head_rows * num_units].view(a, head_rows, num_units, b)
+        tail = t3[:, head_rows * num_units:].view(a, unit - head_rows, num_units - 1, b)
         return head, tail
 
     @staticmethod
@@ -51,57 +129,88 @@ class _InterleaveConcat(torch.autograd.Function):
             first += -(-width // unit)
 
     @staticmethod
-    def forward(ctx, unit: int, *parts: torch.Tensor) -> torch.Tensor:
-        widths = [p.shape[1] for p in parts]
+    def forward(ctx, unit: int, widths: Tuple[int, ...], *parts: torch.Tensor) -> torch.Tensor:
         total = sum(widths)
         num_units = -(-total // unit)
         head_rows = total - (num_units - 1) * unit  # rows present in every unit (the last one may be short)
+        channels_last = _is_channels_last(parts[0])
         n, _, h, w = parts[0].shape
         out = parts[0].new_empty(n, total, h, w)
-        head, tail = _InterleaveConcat._unit_views(out, unit, num_units, head_rows)
+        if channels_last:
+            out = out.contiguous(memory_format=torch.channels_last)
+        head, tail = _InterleaveConcat._unit_views(_channel_view(out, channels_last), unit, num_units, head_rows)
         for part, (first, full, ragged) in zip(parts, _InterleaveConcat._pieces(widths, unit)):
+            p3 = _channel_view(part, channels_last)
+            a, _, b = p3.shape
             if full:
-                units = part[:, :full * unit].view(n, full, unit, h, w).transpose(1, 2)
+                units = p3[:, :full * unit].view(a, full, unit, b).transpose(1, 2)
                 head[:, :, first:first + full].copy_(units[:, :head_rows])
                 if head_rows < unit:  # otherwise every unit is whole and ``tail`` is empty
                     tail[:, :, first:first + full].copy_(units[:, head_rows:])
             if ragged:
-                head[:, :ragged, first + full].copy_(part[:, full * unit:])
-        ctx.layout = (unit, num_units, head_rows, widths, [p.dtype for p in parts])
+                head[:, :ragged, first + full].copy_(p3[:, full * unit:])
+        ctx.layout = (unit, num_units, head_rows, widths, [p.dtype for p in parts], channels_last)
         return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        unit, num_units, head_rows, widths, dtypes = ctx.layout
-        grad = grad.contiguous()
+        unit, num_units, head_rows, widths, dtypes, channels_last = ctx.layout
+        grad = grad.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         n, _, h, w = grad.shape
-        head, tail = _InterleaveConcat._unit_views(grad, unit, num_units, head_rows)
+        head, tail = _InterleaveConcat._unit_views(_channel_view(grad, channels_last), unit, num_units, head_rows)
         grads = []
-        for needed, width, dtype, (first, full, ragged) in zip(ctx.needs_input_grad[1:], widths, dtypes,
+        for needed, width, dtype, (first, full, ragged) in zip(ctx.needs_input_grad[2:], widths, dtypes,
                                                                _InterleaveConcat._pieces(widths, unit)):
             if not needed:
                 grads.append(None)
                 continue
             g = grad.new_empty(n, width, h, w, dtype=dtype)  # mixed precision: each part gets its own dtype
+            if channels_last:
+                g = g.contiguous(memory_format=torch.channels_last)
+            g3 = _channel_view(g, channels_last)
+            a, _, b = g3.shape
             if full:
-                units = g[:, :full * unit].view(n, full, unit, h, w).transpose(1, 2)
+                units = g3[:, :full * unit].view(a, full, unit, b).transpose(1, 2)
                 units[:, :head_rows].copy_(head[:, :, first:first + full])
                 if head_rows < unit:
                     units[:, head_rows:].copy_(tail[:, :, first:first + full])
             if ragged:
-                g[:, full * unit:].copy_(head[:, :ragged, first + full])
+                g3[:, full * unit:].copy_(head[:, :ragged, first + full])
             grads.append(g)
-        return (None, *grads)
+        return (None, None, *grads)
 
 
-def interleave_concat(parts: Sequence[torch.Tensor], unit: int) -> torch.Tensor:
+def interleave_concat(parts: Sequence[torch.Tensor], unit: int,
+                      widths: Optional[Sequence[int]] = None) -> torch.Tensor:
     """``torch.cat(parts, 1)[:, interleave_permutation(C, unit)]`` in one copy (and one copy backward).
 
-    Every part but the last must be a whole number of ``unit``-channel groups; the last may end in a short
-    group. Parts may be channel slices (views) of larger tensors and may differ in dtype (under autocast the
-    identity slices keep the input's dtype): the output has the first part's dtype, each gradient its part's.
+    Every part is an ``(N, C_i, H, W)`` tensor; all must agree in ``N``, ``H``, ``W`` and device (``ValueError``
+    otherwise, naming the part). Every part but the last must be a whole number of ``unit``-channel groups; the
+    last may end in a short group. Parts may be channel slices (views) of larger tensors and may differ in dtype
+    (under autocast the identity slices keep the input's dtype): the output has the first part's dtype, each
+    gradient its part's. The output keeps the first part's memory format (NCHW or channels-last).
+
+    ``widths`` (the parts' channel counts) may be given by a layer that knows them at construction: the channel
+    layout then never depends on traced shapes, and ``torch.jit.trace`` records it without warnings (the checks
+    above run in eager mode only).
     """
-    for part in parts[:-1]:
-        if part.shape[1] % unit:
-            raise ValueError(f'every part but the last needs a multiple of {unit} channels, got {part.shape[1]}')
-    return _InterleaveConcat.apply(unit, *parts)
+    if widths is None:
+        widths = [part.shape[1] for part in parts]
+    widths = tuple(int(w) for w in widths)
+    if torch.jit.is_tracing():
+        return _InterleaveConcat.apply(unit, widths, *parts)
+    if not parts:
+        raise ValueError('interleave_concat needs at least one part')
+    n, _, h, w = parts[0].shape
+    for index, part in enumerate(parts):
+        if part.dim() != 4 or (part.shape[0], part.shape[2], part.shape[3]) != (n, h, w):
+            raise ValueError(f'part {index} has shape {tuple(part.shape)}; every part must be (N, C_i, H, W) with '
+                             f'the (N, H, W) = {(n, h, w)} of part 0')
+        if part.device != parts[0].device:
+            raise ValueError(f'part {index} is on {part.device}, part 0 on {parts[0].device}')
+        if part.shape[1] != widths[index]:
+            raise ValueError(f'part {index} has {part.shape[1]} channels, widths[{index}] = {widths[index]}')
+    for index, width in enumerate(widths[:-1]):
+        if width % unit:
+            raise ValueError(f'every part but the last needs a multiple of {unit} channels, part {index} has {width}')
+    return _InterleaveConcat.apply(unit, widths, *parts)
