@@ -1,0 +1,20 @@
+"""Every conv-layer registration of mmlight, in one place.
+
+Conv layers go into mmengine's root ``MODELS``, next to mmcv's own ``Conv2d``/``ConvWS``/``DCN``: mmcv's
+``build_conv_layer`` and ``ConvModule`` then find them (``conv_cfg=dict(type='CompConv128')``) under any default
+scope (mmdet, mmpretrain, mmengine, an ImageNet config's), because every scope's ``MODELS`` is a child of the root.
+Each class takes ``nn.Conv2d``'s ``(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+bias)`` plus its own options from the config dict.
+"""
+from mmengine.registry import MODELS
+
+from ..layers import CompConv2d, CompConv128, DepthwiseSeparableConv2d
+
+CONV_LAYERS = {
+    'CompConv': CompConv2d,
+    'CompConv128': CompConv128,
+    'DepthwiseSeparableConv': DepthwiseSeparableConv2d,
+}
+
+for _name, _layer in CONV_LAYERS.items():
+    MODELS.register_module(_name, module=_layer)
