@@ -1,18 +1,25 @@
-"""The tools' early checks: missing dataset files and torchvision-initialised backbones."""
-import importlib.util
+"""The tools' early checks: missing dataset files, missing backbone checkpoints, torchvision-initialised backbones."""
+import sys
+import types
 
 import pytest
 from mmengine.config import Config
 
-from mmlight.utils.data_check import check_dataset_files, check_torchvision_init
+from mmlight.utils.data_check import check_backbone_init, check_dataset_files, check_torchvision_init
 
 
-def _cfg(data_root, init_checkpoint=None):
+def _dataset(data_root, split):
+    return dict(type='CocoDataset', data_root=data_root, ann_file=f'annotations/instances_{split}2017.json',
+                data_prefix=dict(img=f'{split}2017/'))
+
+
+def _cfg(data_root, init_checkpoint=None, **extra):
     init_cfg = dict(type='Pretrained', checkpoint=init_checkpoint) if init_checkpoint else None
-    dataset = dict(type='CocoDataset', data_root=data_root, ann_file='annotations/instances_val2017.json',
-                   data_prefix=dict(img='val2017/'))
-    return Config(dict(model=dict(backbone=dict(init_cfg=init_cfg)),
-                       test_dataloader=dict(dataset=dict(type='RepeatDataset', times=2, dataset=dataset))))
+    return Config(dict(
+        model=dict(backbone=dict(init_cfg=init_cfg)),
+        train_dataloader=dict(dataset=_dataset(data_root, 'train')),
+        test_dataloader=dict(dataset=dict(type='RepeatDataset', times=2, dataset=_dataset(data_root, 'val'))),
+        **extra))
 
 
 def test_missing_dataset_files_are_all_named(tmp_path):
@@ -21,22 +28,47 @@ def test_missing_dataset_files_are_all_named(tmp_path):
         check_dataset_files(_cfg(root), ['test_dataloader'])
     message = str(error.value)
     assert root + 'annotations/instances_val2017.json' in message and root + 'val2017/' in message
+    assert root + 'train2017/' not in message  # only the loaders asked for
     assert 'tools/run_demo.sh' in message
+
+
+def test_the_train_loader_is_checked(tmp_path):
+    root = str(tmp_path / 'coco') + '/'
+    (tmp_path / 'coco' / 'annotations').mkdir(parents=True)
+    (tmp_path / 'coco' / 'annotations' / 'instances_train2017.json').write_text('{}')
+    with pytest.raises(FileNotFoundError) as error:
+        check_dataset_files(_cfg(root), ['train_dataloader'])
+    message = str(error.value)
+    assert root + 'train2017/' in message and 'instances_train2017.json' not in message
 
 
 def test_present_dataset_files_pass(tmp_path):
     (tmp_path / 'annotations').mkdir()
-    (tmp_path / 'annotations' / 'instances_val2017.json').write_text('{}')
-    (tmp_path / 'val2017').mkdir()
+    for split in ('train', 'val'):
+        (tmp_path / 'annotations' / f'instances_{split}2017.json').write_text('{}')
+        (tmp_path / f'{split}2017').mkdir()
     check_dataset_files(_cfg(str(tmp_path) + '/'), ['test_dataloader', 'train_dataloader'])
 
 
-def test_torchvision_init_needs_torchvision(tmp_path):
-    cfg = _cfg(str(tmp_path), 'torchvision://resnet50')
-    if importlib.util.find_spec('torchvision') is None:
-        with pytest.raises(ModuleNotFoundError, match='model.backbone.init_cfg=None'):
-            check_torchvision_init(cfg)
-    else:
-        check_torchvision_init(cfg)
+def test_torchvision_init_without_torchvision(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, 'torchvision', None)  # makes `import torchvision` raise ImportError
+    with pytest.raises(ModuleNotFoundError, match='model.backbone.init_cfg=None'):
+        check_torchvision_init(_cfg(str(tmp_path), 'torchvision://resnet50'))
     check_torchvision_init(_cfg(str(tmp_path)))  # no init_cfg: nothing to check
-    check_torchvision_init(_cfg(str(tmp_path), 'work_dirs/backbone.pth'))
+
+
+def test_torchvision_init_with_torchvision(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, 'torchvision', types.ModuleType('torchvision'))
+    check_torchvision_init(_cfg(str(tmp_path), 'torchvision://resnet50'))  # importable: the run may proceed
+
+
+def test_missing_backbone_checkpoint_names_the_file_and_the_recipe(tmp_path):
+    missing = str(tmp_path / 'checkpoints' / 'backbone.pth')
+    how = 'python tools/model_converters/x.py official.pth ' + missing
+    with pytest.raises(FileNotFoundError) as error:
+        check_backbone_init(_cfg(str(tmp_path), missing, backbone_init_help=how))
+    assert missing in str(error.value) and how in str(error.value) and 'init_cfg=None' in str(error.value)
+    (tmp_path / 'checkpoints').mkdir()
+    (tmp_path / 'checkpoints' / 'backbone.pth').write_bytes(b'')
+    check_backbone_init(_cfg(str(tmp_path), missing))  # present: no error
+    check_backbone_init(_cfg(str(tmp_path), 'https://example.org/weights.pth'))  # remote: left to mmengine

@@ -7,20 +7,20 @@ import argparse
 import os
 import os.path as osp
 import sys
-import warnings
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # the repo, for an uninstalled checkout
 
 import mmlight  # noqa: E402,F401  (registers modules; makes mmengine load checkpoints under torch>=2.6)
-from mmengine.config import ConfigDict, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from mmdet.engine.hooks.utils import trigger_visualization_hook  # noqa: E402
 from mmdet.evaluation import DumpDetResults  # noqa: E402
 from mmdet.utils import setup_cache_size_limit_of_dynamo  # noqa: E402
 
+from mmlight.utils.checkpoint import UnsafeCheckpointError  # noqa: E402
 from mmlight.utils.data_check import check_dataset_files  # noqa: E402
-from mmlight.utils.tools import load_tool_config  # noqa: E402
+from mmlight.utils.tools import apply_tta, load_tool_config  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -47,16 +47,6 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def flip_tta_pipeline(test_pipeline: list) -> list:
-    """Wrap a test pipeline into a horizontal-flip ``TestTimeAug`` (used when the config has no tta_pipeline)."""
-    load, *middle, pack = test_pipeline
-    meta_keys = tuple(pack.get('meta_keys', ())) + ('flip', 'flip_direction')
-    steps = [[step] for step in middle]
-    steps.insert(1 if middle else 0, [dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)])
-    steps.append([dict(pack, meta_keys=meta_keys)])
-    return [load, dict(type='TestTimeAug', transforms=steps)]
-
-
 def main() -> None:
     args = parse_args()
     setup_cache_size_limit_of_dynamo()
@@ -71,32 +61,25 @@ def main() -> None:
         cfg = trigger_visualization_hook(cfg, args)
 
     if args.tta:
-        if 'tta_model' not in cfg:
-            warnings.warn('Cannot find ``tta_model`` in config, using the default flip + NMS merge.')
-            cfg.tta_model = dict(type='DetTTAModel',
-                                 tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
-        if 'tta_pipeline' not in cfg:
-            warnings.warn('Cannot find ``tta_pipeline`` in config, using a flip TestTimeAug of the test pipeline.')
-            dataset = cfg.test_dataloader.dataset
-            while 'dataset' in dataset:
-                dataset = dataset['dataset']
-            cfg.tta_pipeline = flip_tta_pipeline(list(dataset.pipeline))
-        cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg = apply_tta(cfg)
 
     try:
         check_dataset_files(cfg, ['test_dataloader'])
     except FileNotFoundError as error:
         sys.exit(f'error: {error}')
 
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        sys.exit('error: --out must be a .pkl or .pickle file')
+
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
 
     if args.out is not None:
-        if not args.out.endswith(('.pkl', '.pickle')):
-            sys.exit('error: --out must be a .pkl or .pickle file')
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
 
-    runner.test()
+    try:
+        runner.test()
+    except UnsafeCheckpointError as error:
+        sys.exit(f'error: {error}')
 
 
 if __name__ == '__main__':

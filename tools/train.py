@@ -17,7 +17,8 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from mmdet.utils import setup_cache_size_limit_of_dynamo  # noqa: E402
 
-from mmlight.utils.data_check import check_dataset_files, check_torchvision_init  # noqa: E402
+from mmlight.utils.checkpoint import UnsafeCheckpointError  # noqa: E402
+from mmlight.utils.data_check import check_backbone_init, check_dataset_files  # noqa: E402
 from mmlight.utils.tools import load_tool_config  # noqa: E402
 
 
@@ -74,12 +75,15 @@ def main() -> None:
     loaders = ['train_dataloader'] + (['val_dataloader'] if cfg.get('val_cfg') else [])
     try:
         check_dataset_files(cfg, loaders)
-        check_torchvision_init(cfg)
+        check_backbone_init(cfg)
     except (FileNotFoundError, ModuleNotFoundError) as error:
         sys.exit(f'error: {error}')
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except UnsafeCheckpointError as error:
+        sys.exit(f'error: {error}')
 
 
 if __name__ == '__main__':

@@ -40,14 +40,42 @@ def check_dataset_files(cfg: Config, loaders: Iterable[str]) -> None:
             'train2017/, val2017/); set data_root with --cfg-options if it lives elsewhere.\n' + DEMO_HINT)
 
 
+def _backbone_checkpoint(cfg: Config) -> str:
+    init_cfg = cfg.get('model', {}).get('backbone', {}).get('init_cfg') or {}
+    if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+        return str(init_cfg.get('checkpoint', ''))
+    return ''
+
+
+def check_backbone_init(cfg: Config) -> None:
+    """Stop before building anything if the backbone's ``Pretrained`` checkpoint cannot be loaded.
+
+    * a local file that does not exist: ``FileNotFoundError`` naming it, with the config's ``backbone_init_help``
+      (the commands that produce the file) when the config has one;
+    * ``torchvision://`` weights without torchvision: see :func:`check_torchvision_init`.
+
+    Without this check mmengine would only warn at ``init_weights`` time, and train from a randomly initialised
+    backbone.
+    """
+    check_torchvision_init(cfg)
+    checkpoint = _backbone_checkpoint(cfg)
+    if not checkpoint or '://' in checkpoint or osp.isfile(osp.expanduser(checkpoint)):
+        return
+    how = cfg.get('backbone_init_help')
+    raise FileNotFoundError(
+        f'the backbone is initialised from {checkpoint} (model.backbone.init_cfg), which does not exist.\n'
+        + (f'Produce it with:\n  {how}\n' if how else '')
+        + 'Or train the backbone from scratch: --cfg-options model.backbone.init_cfg=None '
+        'model.backbone.frozen_stages=-1 model.backbone.norm_eval=False')
+
+
 def check_torchvision_init(cfg: Config) -> None:
     """Raise ``ModuleNotFoundError`` early if the backbone starts from ``torchvision://`` weights without torchvision.
 
     mmengine resolves ``torchvision://`` names by importing torchvision; without it the run would fail only after
     the model and the data are built. There is no CPU torchvision wheel for torch 2.13.
     """
-    init_cfg = cfg.get('model', {}).get('backbone', {}).get('init_cfg') or {}
-    checkpoint = str(init_cfg.get('checkpoint', '')) if isinstance(init_cfg, dict) else ''
+    checkpoint = _backbone_checkpoint(cfg)
     if not checkpoint.startswith('torchvision://'):
         return
     try:

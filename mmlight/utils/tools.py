@@ -1,8 +1,12 @@
 """What tools/train.py and tools/test.py share: the config set-up of mmdet's tools."""
 import argparse
 import os.path as osp
+import warnings
 
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
+
+#: DetTTAModel's merge when a config has no ``tta_model`` (mmdet's default in its configs).
+DEFAULT_TTA_MODEL = dict(type='DetTTAModel', tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
 
 
 def load_tool_config(args: argparse.Namespace) -> Config:
@@ -18,4 +22,34 @@ def load_tool_config(args: argparse.Namespace) -> Config:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def flip_tta_pipeline(test_pipeline: list) -> list:
+    """Wrap a test pipeline into a horizontal-flip ``TestTimeAug`` (used when the config has no tta_pipeline)."""
+    load, *middle, pack = test_pipeline
+    meta_keys = tuple(pack.get('meta_keys', ())) + ('flip', 'flip_direction')
+    steps = [[step] for step in middle]
+    steps.insert(1 if middle else 0, [dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)])
+    steps.append([dict(pack, meta_keys=meta_keys)])
+    return [load, dict(type='TestTimeAug', transforms=steps)]
+
+
+def apply_tta(cfg: Config) -> Config:
+    """``tools/test.py --tta``: wrap the model into the config's ``tta_model`` and test with its ``tta_pipeline``.
+
+    Without them (mmdet's tool would fail) the model is wrapped into :data:`DEFAULT_TTA_MODEL` and the test
+    pipeline into a flip ``TestTimeAug`` (original and horizontally flipped image), with a warning each.
+    """
+    if 'tta_model' not in cfg:
+        warnings.warn('Cannot find ``tta_model`` in config, using the default flip + NMS merge.')
+        cfg.tta_model = ConfigDict(DEFAULT_TTA_MODEL)
+    if 'tta_pipeline' not in cfg:
+        warnings.warn('Cannot find ``tta_pipeline`` in config, using a flip TestTimeAug of the test pipeline.')
+        dataset = cfg.test_dataloader.dataset
+        while 'dataset' in dataset:
+            dataset = dataset['dataset']
+        cfg.tta_pipeline = flip_tta_pipeline(list(dataset.pipeline))
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
     return cfg
