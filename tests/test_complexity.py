@@ -1,20 +1,26 @@
-"""Params and MACs of the CompConv128 ResNet-50 backbone: recorded figures, cross-checked layer by layer."""
+"""Params and MACs of the CompConv128 ResNet-50 backbone, from published figures and closed forms only.
+
+Published (torchvision's ResNet-50 model card): 25,557,032 parameters, 2,049,000 of them in the 2048 -> 1000
+classifier, and 4.09 G multiply-accumulates at 224x224 (listed there as "GFLOPS"). Closed forms: a dense conv costs
+``H' W' k^2 C_in C_out / groups`` MACs (:func:`conv2d_macs`), a CompConv the paper's formula (:func:`compconv_macs`,
+:func:`compconv_params`), and mmengine counts an affine BN in eval mode as 2 MACs per element (its
+``batchnorm_flop_jit``); ReLU, max-pool and the residual additions count zero.
+"""
 import os.path as osp
 
 import pytest
 import torch
 from mmengine.config import Config
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from conftest import REPO
-from mmlight.layers import CompConv2d, compconv_macs, compconv_params
+from mmlight.layers import CompConv2d, compconv_macs, compconv_params, conv2d_macs
 from mmlight.utils.complexity import build_from_config, complexity
 
-# torchvision's ResNet-50 has 25,557,032 parameters, 2,049,000 of them in the classifier.
-RESNET50_BACKBONE_PARAMS = 25_557_032 - 2_049_000
-# Recorded with mmengine's counter at 224x224 (MACs; conv, BN and pooling as mmengine counts them).
-RESNET50_BACKBONE_MACS = 4_109_364_224
-COMPCONV128_BACKBONE = dict(params=6_776_888, macs=1_721_278_664)
+RESNET50_PARAMS = 25_557_032
+RESNET50_FC_PARAMS = 2048 * 1000 + 1000
+RESNET50_GMACS_224 = 4.09  # whole network, two decimals
 
 
 @pytest.fixture(scope='module')
@@ -25,41 +31,67 @@ def backbones():
             build_from_config(cfg, backbone_only=True))
 
 
-def test_recorded_figures(backbones):
-    plain, ours = backbones
-    assert complexity(plain, (3, 224, 224)) == dict(params=RESNET50_BACKBONE_PARAMS, macs=RESNET50_BACKBONE_MACS)
-    assert complexity(ours, (3, 224, 224)) == COMPCONV128_BACKBONE
-
-
-def test_savings_equal_the_closed_form_per_layer(backbones):
-    """Both backbones differ only in their convs: the counted difference is the sum of per-layer formulas."""
-    plain, ours = backbones
+def closed_form(model: nn.Module, size: int):
+    """(params, conv MACs, BN MACs) of a backbone from the per-layer closed forms, sizes read by forward hooks."""
     out_hw = {}
-    hooks = [m.register_forward_hook(lambda mod, _, out: out_hw.__setitem__(mod, tuple(out.shape[-2:])))
-             for m in ours.modules() if isinstance(m, CompConv2d)]
+
+    def record(module, _, out):
+        out_hw[module] = (tuple(out.shape[-2:]), out.numel())
+
+    hooks = [m.register_forward_hook(record) for m in model.modules()
+             if isinstance(m, (nn.Conv2d, CompConv2d, _BatchNorm))]
     with torch.no_grad():
-        ours(torch.zeros(1, 3, 224, 224))
+        model(torch.zeros(1, 3, size, size))
     for hook in hooks:
         hook.remove()
-    layers = list(out_hw)
-    # plain: the stem, the 3 + 4 expanding conv3 of stages 1-2 and the 64 -> 256 downsample
-    assert len(layers) == 53 and sum(layer.depth > 0 for layer in layers) == 44
-    dense_macs = sum(hw[0] * hw[1] * layer.kernel_size[0] * layer.kernel_size[1] * layer.in_channels
-                     * layer.out_channels for layer, hw in out_hw.items())
+    params = conv_macs = bn_macs = 0
+    for module, (hw, numel) in out_hw.items():
+        if isinstance(module, CompConv2d):
+            conv_macs += compconv_macs(module, hw)
+            params += compconv_params(module)
+        elif isinstance(module, nn.Conv2d):
+            conv_macs += conv2d_macs(module.in_channels, module.out_channels, module.kernel_size, hw, module.groups)
+            params += module.weight.numel() + (module.bias.numel() if module.bias is not None else 0)
+        else:
+            bn_macs += 2 * numel
+            params += module.weight.numel() + module.bias.numel()
+    return params, conv_macs, bn_macs
+
+
+def test_plain_resnet50_matches_the_published_figures(backbones):
+    plain, _ = backbones
+    params, conv_macs, bn_macs = closed_form(plain, 224)
+    assert params == RESNET50_PARAMS - RESNET50_FC_PARAMS  # every parameter is a conv's or a BN's
+    assert complexity(plain, (3, 224, 224)) == dict(params=params, macs=conv_macs + bn_macs)
+    whole_network = conv_macs + 2048 * 1000  # convs + classifier, what the published figure counts
+    assert round(whole_network / 1e9, 2) == RESNET50_GMACS_224
+
+
+@pytest.mark.parametrize('size', [224, 320])
+def test_compconv_backbone_equals_the_closed_form(backbones, size):
+    """The counter agrees with the per-layer formulas, and the saving is exactly the swapped layers' difference."""
+    plain, ours = backbones
+    params, conv_macs, bn_macs = closed_form(ours, size)
+    macs = conv_macs + bn_macs
+    assert complexity(ours, (3, size, size)) == dict(params=params, macs=macs)
+    layers = [m for m in ours.modules() if isinstance(m, CompConv2d)]
+    assert len(layers) == sum(isinstance(m, nn.Conv2d) for m in plain.modules())  # every conv was swapped
+    plain_params, plain_conv_macs, plain_bn_macs = closed_form(plain, size)
+    assert plain_bn_macs == bn_macs  # BN layers are untouched
+    assert params < plain_params and conv_macs < plain_conv_macs
     dense_params = sum(m.weight.numel() for m in plain.modules() if isinstance(m, nn.Conv2d))
-    assert RESNET50_BACKBONE_MACS - dense_macs + sum(compconv_macs(layer, hw) for layer, hw in out_hw.items()) \
-        == COMPCONV128_BACKBONE['macs']
-    assert RESNET50_BACKBONE_PARAMS - dense_params + sum(compconv_params(layer) for layer in layers) \
-        == COMPCONV128_BACKBONE['params']
+    assert plain_params - dense_params + sum(compconv_params(layer) for layer in layers) == params
 
 
 @pytest.mark.parametrize('config', ['retinanet_compconv128_coco.py', 'faster-rcnn_compconv128_coco.py'])
-def test_whole_detectors_are_counted(config):
+def test_whole_detectors_are_counted(config, backbones):
     """One- and two-stage detectors go through the counter (two-stage heads need image metadata)."""
     import mmlight  # noqa: F401
+    plain_backbone, our_backbone = backbones
     cfg = Config.fromfile(osp.join(REPO, 'configs', config))
     cfg.model.test_cfg.get('rpn', {})['max_per_img'] = 50  # fewer proposals keep the two-stage count quick
     ours = complexity(build_from_config(cfg), (3, 128, 128))
     plain = complexity(build_from_config(cfg, plain=True), (3, 128, 128))
-    assert plain['params'] - ours['params'] == RESNET50_BACKBONE_PARAMS - COMPCONV128_BACKBONE['params']
+    backbone_saving = closed_form(plain_backbone, 128)[0] - closed_form(our_backbone, 128)[0]
+    assert plain['params'] - ours['params'] == backbone_saving  # only the backbone differs
     assert 0 < ours['macs'] < plain['macs']
