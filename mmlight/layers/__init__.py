@@ -2,11 +2,17 @@
 from .compconv import (CompConv2d, CompConv128, adaptive_depth, compconv_macs, compconv_params,
                        primary_channels)
 from .depthwise_separable import DepthwiseSeparableConv2d
+from .fire import Fire
+from .igc import IGCConv2d, allowed_primary_groups, allowed_secondary_groups, igc_params, igc_partitions
+from .shufflenet import ShuffleUnitV1
 from .utils import (channel_shuffle, check_divisible, conv2d_macs, interleave_concat, interleave_permutation,
                     make_divisible, to_int, to_pair)
+from .xception import XceptionBlock
 
 __all__ = [
     'CompConv2d', 'CompConv128', 'adaptive_depth', 'compconv_macs', 'compconv_params', 'primary_channels',
+    'IGCConv2d', 'allowed_primary_groups', 'allowed_secondary_groups', 'igc_params', 'igc_partitions',
     'DepthwiseSeparableConv2d', 'channel_shuffle', 'check_divisible', 'conv2d_macs', 'interleave_concat',
-    'interleave_permutation', 'make_divisible', 'to_int', 'to_pair'
+    'interleave_permutation', 'make_divisible', 'to_int', 'to_pair',
+    'Fire', 'ShuffleUnitV1', 'XceptionBlock',
 ]

@@ -8,12 +8,13 @@ bias)`` plus its own options from the config dict.
 """
 from mmengine.registry import MODELS
 
-from ..layers import CompConv2d, CompConv128, DepthwiseSeparableConv2d
+from ..layers import CompConv2d, CompConv128, DepthwiseSeparableConv2d, IGCConv2d
 
 CONV_LAYERS = {
     'CompConv': CompConv2d,
     'CompConv128': CompConv128,
     'DepthwiseSeparableConv': DepthwiseSeparableConv2d,
+    'IGC': IGCConv2d,
 }
 
 for _name, _layer in CONV_LAYERS.items():

@@ -3,6 +3,10 @@
 Every backbone subclasses :class:`LightBackbone` (the shared contract); importing this package registers them all.
 """
 from .base import LightBackbone
+from .igcv1 import IGCV1
 from .mobilenet_v1 import MobileNetV1
+from .shufflenet_v1 import ShuffleNetV1
+from .squeezenet import SqueezeNet
+from .xception import Xception
 
-__all__ = ['LightBackbone', 'MobileNetV1']
+__all__ = ['LightBackbone', 'MobileNetV1', 'IGCV1', 'SqueezeNet', 'ShuffleNetV1', 'Xception']

@@ -1,0 +1,24 @@
+# Faster R-CNN with a ShuffleNetV1 1x (g = 3) backbone and FPN, 1x schedule on COCO.
+# Differences from mmdet 3.3.0's faster-rcnn_r50_fpn_1x_coco.py:
+# * backbone: ShuffleNetV1, groups 3, scale factor 1 (1.87 M parameters with its ImageNet classifier). No ImageNet
+#   weights exist in mmlight yet (a later issue), so it trains from scratch: init_cfg=None (Kaiming convs),
+#   frozen_stages=-1, norm_eval=False.
+# * The stride-4 FPN input is the stem's max-pooled map (24 channels): ShuffleNetV1 has no stride-4 stage of units,
+#   so mmlight exposes the stem + max pool as layer1 (mmpretrain's ShuffleNetV1 has no stride-4 output).
+# Data, schedule (12 epochs, SGD lr 0.02 at 16 images per batch), RPN and RoI head are mmdet's.
+_base_ = ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py']
+
+custom_imports = dict(imports=['mmlight'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='ShuffleNetV1',
+        groups=3,
+        widen_factor=1.0,
+        out_indices=(0, 1, 2, 3),  # strides 4, 8, 16, 32
+        frozen_stages=-1,
+        norm_eval=False,
+        norm_cfg=dict(type='BN', requires_grad=True),
+        init_cfg=None),  # from scratch: no ImageNet ShuffleNetV1 weights in mmlight yet
+    neck=dict(in_channels=[24, 240, 480, 960]))

@@ -1,0 +1,25 @@
+# Faster R-CNN with a SqueezeNet 1.1 backbone (BN after every conv) and FPN, 1x schedule on COCO.
+# Differences from mmdet 3.3.0's faster-rcnn_r50_fpn_1x_coco.py:
+# * backbone: SqueezeNet 1.1 with BN (the paper's network has no BN; BN lets a detector train it from scratch).
+#   No ImageNet weights exist in mmlight yet (a later issue), so it trains from scratch: init_cfg=None (Kaiming
+#   convs), frozen_stages=-1, norm_eval=False.
+# * SqueezeNet stops at stride 16 (there is no stride-32 stage). The RPN uses strides 4..64 and the RoI extractor
+#   strides 4..32: the FPN takes the stride-4, 8 and 16 maps and builds the stride-32 and stride-64 levels with
+#   extra stride-2 3x3 convs, the first one on the stride-16 backbone map ('on_input'; mmdet's R50 recipe
+#   max-pools P5 instead), so the stride-32 level the RoI extractor reads is a learned map.
+# Data, schedule (12 epochs, SGD lr 0.02 at 16 images per batch), RPN and RoI head are mmdet's.
+_base_ = ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py']
+
+custom_imports = dict(imports=['mmlight'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='SqueezeNet',
+        arch='1.1',
+        out_indices=(0, 1, 2),  # strides 4, 8, 16
+        frozen_stages=-1,
+        norm_eval=False,
+        norm_cfg=dict(type='BN', requires_grad=True),
+        init_cfg=None),  # from scratch: no ImageNet SqueezeNet weights in mmlight yet
+    neck=dict(in_channels=[128, 256, 512], add_extra_convs='on_input', num_outs=5))
