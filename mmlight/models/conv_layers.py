@@ -8,11 +8,12 @@ bias)`` plus its own options from the config dict.
 """
 from mmengine.registry import MODELS
 
-from ..layers import CompConv2d, CompConv128, DepthwiseSeparableConv2d, IGCConv2d
+from ..layers import CompConv2d, CompConv128, DCDConv2d, DepthwiseSeparableConv2d, IGCConv2d
 
 CONV_LAYERS = {
     'CompConv': CompConv2d,
     'CompConv128': CompConv128,
+    'DCD': DCDConv2d,
     'DepthwiseSeparableConv': DepthwiseSeparableConv2d,
     'IGC': IGCConv2d,
 }

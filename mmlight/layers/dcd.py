@@ -1,0 +1,458 @@
+"""DCD: dynamic convolution decomposition (Li et al., "Revisiting Dynamic Convolution via Matrix Decomposition",
+ICLR 2021, arXiv 2103.08756), as a drop-in for ``nn.Conv2d``.
+
+The per-sample kernel of the paper is ``W(x) = Lambda(x) W0 + P Phi(x) Q^T`` (``Lambda`` a diagonal over the output
+channels, ``Q: C_in -> L`` and ``P: L -> C_out`` static, ``Phi(x)`` an ``L x L`` dynamic channel fusion). Like the
+authors' code, this layer never builds a per-sample kernel; it computes::
+
+    r   = W0 * x                                  the static conv (any kernel, stride, padding, dilation)
+    h   = SE(fc_squeeze(pool(x)))                 context: pooled input -> S, gated by hsigmoid(fc_se(.))
+    lam = hsigmoid(fc_scale(h))   in [0, 2]       per output channel        (dynamic_scale)
+    phi = fc_phi(h) as (B blocks of L/B x L/B)    block-diagonal fusion     (dynamic_fusion)
+    z   = norm_q(Q x_c)                           x_c: the input at the kernel centre of every output position
+    z   = norm_phi(phi @ z) + z                   (I + Phi) z, a batched L x L matmul over the H' W' positions
+    out = lam * r + P z (+ bias)
+
+with ``hsigmoid(t) = relu6(t + 3) / 3`` (range [0, 2], the official code's scaling for both ``Lambda`` and the SE
+gate). The extra cost per output pixel is ``C_in L + L^2 / B + L C_out`` MACs plus a few elementwise passes: no
+per-sample kernels and no grouped conv over the batch (whose group count would depend on the batch size).
+
+Choices, with the official code's behaviour (``models/imagenet/resnet_dcd.py``, ``mobilenetv2_dcd.py``) as default:
+
+* Latent dim ``L`` (``latent_dim``): ``'resnet'`` = ``isqrt(C_in p^2)`` (``p`` the context pool size; the official
+  Bottleneck's ``int(sqrt(C_in))`` and BasicBlock's ``int(sqrt(4 C_in))``), ``'mobilenetv2'`` = the official
+  ``DYModule`` rule, ``'paper'`` = ``floor(C_in / 2^floor(log2 sqrt(C_in)))``, or an int.
+* Context pooling ``p x p`` (``pool_size``): 1 by default, 2 for the ``'mobilenetv2'`` rule when the conv expands
+  (``C_in < C_out``), as the official code does. The pooled map is flattened channel-major (``C_in p^2`` values).
+* Squeeze width ``S = max(4, max(C_in p^2, L^2) // squeeze_ratio)`` (ratio 16 for ``'resnet'``/``'paper'``, 8 for
+  ``'mobilenetv2'``; the released MobileNetV2 x1.0 uses 16), or ``squeeze`` given directly.
+* k x k kernels: the dynamic residual ``P Phi Q^T`` is 1 x 1 and sits at the kernel's centre tap (the official code
+  uses a 1 x 1 ``Q`` with the conv's stride, which is the same thing for ``padding = dilation (k - 1) / 2``; for
+  other paddings this layer samples the zero-padded input at the centre tap, so the equivalence with a synthesised
+  k x k kernel holds for every padding). Even kernels use tap ``(k - 1) // 2`` (upper-left of the central four).
+* ``bias=True`` adds a static bias after ``Lambda`` (``W(x) * x + b``); the official convs have no bias.
+* Sparse dynamic residual (``phi_blocks = B``): ``Phi`` block-diagonal with ``B`` blocks, ``fc_phi`` giving
+  ``L^2 / B`` values.
+* Plain-conv fallback: where DCD is undefined or pointless the layer is a plain conv with ``nn.Conv2d``'s
+  parameters (``weight``, ``bias``) and the reason in its repr: grouped/depthwise convs (the official models keep
+  them static), and a rule latent dim that would not compress the input (``L < 2`` or ``L >= C_in``, e.g. the
+  3-channel stem, which the official models keep static).
+* Padding of detection batches: by default the context is pooled over the whole (padded) input, as the official
+  code pools its classification crops. :func:`dcd_valid_region` opts in to pooling over each sample's valid
+  (top-left) region: inside it, every DCD layer's adaptive pooling covers exactly the first
+  ``ceil(h_i H_l / H)`` rows and ``ceil(w_i W_l / W)`` columns of its ``H_l x W_l`` input (``h_i, w_i`` the
+  sample's valid size in the ``H x W`` network input), which equals pooling the cropped valid map.
+
+Parameter names: ``weight`` (``W0``, shaped as ``nn.Conv2d.weight``) and ``bias`` in both modes, so plain-conv
+checkpoints load their static kernels; the dynamic part adds ``fc_squeeze``, ``fc_se``, ``fc_scale``, ``fc_phi``
+(``nn.Linear``, no bias), ``q``, ``p`` (1 x 1 ``nn.Conv2d``, no bias) and the norms ``norm_q``, ``norm_phi``.
+``q`` is registered right before ``norm_q`` (which directly follows it in the computation) and ``norm_phi`` before
+``p``, so mmcv's ``fuse_conv_bn`` fuses only the correct pair.
+"""
+import contextlib
+import math
+from typing import Callable, Iterator, Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .utils import IntPair, conv2d_macs, to_int, to_pair
+
+NormFactory = Callable[[int], nn.Module]
+
+#: Latent-dim rules by name (the default first).
+LATENT_RULES = ('resnet', 'mobilenetv2', 'paper')
+#: Default squeeze ratio of each rule (the official code's).
+DEFAULT_SQUEEZE_RATIO = {'resnet': 16, 'mobilenetv2': 8, 'paper': 16}
+#: Smallest squeeze width the official code allows.
+MIN_SQUEEZE = 4
+
+
+def hard_sigmoid_2(x: torch.Tensor) -> torch.Tensor:
+    """``relu6(x + 3) / 3``: the official DCD gate, range ``[0, 2]`` and value 1 at 0."""
+    return F.relu6(x + 3.0) / 3.0
+
+
+def mobilenetv2_latent_dim(in_channels: int, out_channels: int, pool_size: int) -> int:
+    """The official ``DYModule`` rule: start at reduction 8 (expanding convs) or 2, halve ``L`` until
+    ``L^2 <= 2 C_in p^2``, at least 4."""
+    context = in_channels * pool_size**2
+    reduction = 8 if in_channels < out_channels else 2
+    dim = min(context // reduction, out_channels // reduction)
+    while dim**2 > 2 * context:
+        reduction *= 2
+        dim = min(context // reduction, out_channels // reduction)
+    return max(dim, 4)
+
+
+def latent_dim_by_rule(rule: str, in_channels: int, out_channels: int, pool_size: int) -> int:
+    """Latent dim ``L`` of a ``C_in -> C_out`` conv under ``rule`` (one of :data:`LATENT_RULES`)."""
+    if rule == 'resnet':
+        return math.isqrt(in_channels * pool_size**2)
+    if rule == 'mobilenetv2':
+        return mobilenetv2_latent_dim(in_channels, out_channels, pool_size)
+    if rule == 'paper':
+        return in_channels // 2**int(math.floor(math.log2(math.sqrt(in_channels))))
+    raise ValueError(f'latent_dim must be a positive int or one of {LATENT_RULES}, got {rule!r}')
+
+
+def _padded_crop(size_kernel: int, dilation: int, padding: int) -> Tuple[int, int]:
+    """(rows cut at the start, rows cut at the end) of the input so that a stride-``s`` 1x1 conv reads the centre
+    tap of every output window of the k x k conv; negative values mean zero rows to add."""
+    extent = dilation * (size_kernel - 1) + 1
+    centre = dilation * ((size_kernel - 1) // 2)  # the upper/left one of the two central taps of even kernels
+    return centre - padding, (extent - 1 - centre) - padding
+
+
+class DCDConv2d(nn.Module):
+    """Dynamic convolution decomposition with the ``nn.Conv2d`` signature.
+
+    Args:
+        in_channels (int): Input channels ``C_in``.
+        out_channels (int): Output channels ``C_out``.
+        kernel_size (int | tuple[int, int]): Kernel size of the static conv ``W0``.
+        stride (int | tuple[int, int]): Stride (of ``W0`` and of the dynamic residual). Default: 1.
+        padding (int | tuple[int, int] | str): Zero padding, ``'valid'`` (0) or ``'same'`` (stride 1, odd
+            kernels). Default: 0.
+        dilation (int | tuple[int, int]): Dilation of ``W0``. Default: 1.
+        groups (int): Groups; DCD is defined for dense convs, so ``groups > 1`` gives a plain conv. Default: 1.
+        bias (bool): Static bias added after ``Lambda``. Default: True, as ``nn.Conv2d``.
+        padding_mode (str): Only ``'zeros'``.
+        device, dtype: Where and in which dtype the parameters are created, as for ``nn.Conv2d``.
+        latent_dim (int | str): ``L``: an int, or a rule, ``'resnet'`` (``isqrt(C_in p^2)``), ``'mobilenetv2'``
+            or ``'paper'``. A rule falls back to a plain conv where DCD is pointless. Default: ``'resnet'``.
+        pool_size (int, optional): Context pooling ``p x p``. Default: 1, or for ``'mobilenetv2'`` 2 when
+            ``C_in < C_out`` else 1.
+        squeeze (int, optional): Width ``S`` of the context MLP. Give ``squeeze`` or ``squeeze_ratio``, not both.
+        squeeze_ratio (int, optional): ``S = max(4, max(C_in p^2, L^2) // squeeze_ratio)``. Default: 16, or 8 for
+            ``'mobilenetv2'``.
+        dynamic_scale (bool): Use ``Lambda(x)`` (else ``W0`` is static). Default: True.
+        dynamic_fusion (bool): Use the dynamic residual ``P (I + Phi(x)) Q^T`` (else there is none). Default: True.
+        phi_blocks (int): Number ``B`` of diagonal blocks of ``Phi`` (sparse dynamic residual). Default: 1.
+        norm_layer (callable): ``channels -> module`` for ``norm_q`` and ``norm_phi``. Default: ``nn.BatchNorm2d``.
+
+    Integer arguments may be numpy integers.
+
+    Note:
+        ``forward`` maps ``(N, C_in, H, W)`` to ``(N, C_out, H', W')`` with ``H', W'`` as for ``nn.Conv2d``. In
+        eval mode (norms affine) the output equals, per sample ``i``, a conv with the synthesised kernel
+        ``Lambda_i W0 + P (I + D2 Phi_i) D1 Q`` at the centre tap (``D1, D2`` the norms' scales) and the bias
+        ``P ((I + D2 Phi_i) c1 + c2) + b`` (``c1, c2`` the norms' shifts).
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: IntPair,
+                 stride: IntPair = 1,
+                 padding: Union[IntPair, str] = 0,
+                 dilation: IntPair = 1,
+                 groups: int = 1,
+                 bias: bool = True,
+                 padding_mode: str = 'zeros',
+                 device=None,
+                 dtype=None,
+                 latent_dim: Union[int, str] = 'resnet',
+                 pool_size: Optional[int] = None,
+                 squeeze: Optional[int] = None,
+                 squeeze_ratio: Optional[int] = None,
+                 dynamic_scale: bool = True,
+                 dynamic_fusion: bool = True,
+                 phi_blocks: int = 1,
+                 norm_layer: NormFactory = nn.BatchNorm2d) -> None:
+        super().__init__()
+        self.in_channels = to_int(in_channels, 'in_channels', 1)
+        self.out_channels = to_int(out_channels, 'out_channels', 1)
+        self.groups = to_int(groups, 'groups', 1)
+        self.kernel_size = to_pair(kernel_size, 'kernel_size', 1)
+        self.stride = to_pair(stride, 'stride', 1)
+        self.dilation = to_pair(dilation, 'dilation', 1)
+        self.padding = self._resolve_padding(padding)
+        if padding_mode != 'zeros':
+            raise ValueError(f"padding_mode must be 'zeros' (the only mode DCDConv2d supports), got {padding_mode!r}")
+        self.padding_mode = padding_mode
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            common = math.gcd(self.in_channels, self.out_channels)
+            allowed = [g for g in range(1, common + 1) if common % g == 0]
+            raise ValueError(f'groups={self.groups} must divide in_channels={self.in_channels} and out_channels='
+                             f'{self.out_channels} (allowed: {allowed})')
+        self.transposed, self.output_padding = False, (0, 0)  # nn.Conv2d attributes read by mmcv
+        for value, name in ((dynamic_scale, 'dynamic_scale'), (dynamic_fusion, 'dynamic_fusion')):
+            if not isinstance(value, bool):
+                raise TypeError(f'{name} must be a bool, got {value!r}')
+        if not (dynamic_scale or dynamic_fusion):
+            raise ValueError('dynamic_scale and dynamic_fusion cannot both be False (allowed: at least one True); '
+                             "that is a static conv: use type='Conv2d'")
+        self.dynamic_scale, self.dynamic_fusion = dynamic_scale, dynamic_fusion
+        factory = dict(device=device, dtype=dtype)
+
+        self.weight = nn.Parameter(
+            torch.empty(self.out_channels, self.in_channels // self.groups, *self.kernel_size, **factory))
+        self.bias = nn.Parameter(torch.empty(self.out_channels, **factory)) if bias else None
+        self.latent_rule = latent_dim if isinstance(latent_dim, str) else None
+        self.plain_reason = self._resolve_dynamic(latent_dim, pool_size, squeeze, squeeze_ratio, phi_blocks)
+        self.dynamic = not self.plain_reason
+        self.valid_region: Optional[Tuple[torch.Tensor, Tuple[int, int]]] = None
+        if self.dynamic:
+            self._build_dynamic(norm_layer, factory)
+        self.reset_parameters()
+
+    # ------------------------------------------------------------------ construction
+    def _resolve_padding(self, padding) -> Tuple[int, int]:
+        if padding == 'valid':
+            return 0, 0
+        if padding == 'same':
+            if self.stride != (1, 1) or self.kernel_size[0] % 2 == 0 or self.kernel_size[1] % 2 == 0:
+                raise ValueError(f"padding='same' needs stride 1 and odd kernels here, got stride={self.stride}, "
+                                 f'kernel_size={self.kernel_size}; give the padding as ints')
+            return tuple(d * (k - 1) // 2 for k, d in zip(self.kernel_size, self.dilation))
+        if isinstance(padding, str):
+            raise ValueError(f"padding must be an int, a pair of ints, 'same' or 'valid', got {padding!r}")
+        return to_pair(padding, 'padding', 0)
+
+    def _resolve_dynamic(self, latent_dim, pool_size, squeeze, squeeze_ratio, phi_blocks) -> str:
+        """Set ``latent_dim``, ``pool_size``, ``squeeze``, ``phi_blocks``; return why the layer is plain, or ''."""
+        rule = self.latent_rule
+        if rule is not None and rule not in LATENT_RULES:
+            raise ValueError(f'latent_dim must be a positive int or one of {LATENT_RULES}, got {latent_dim!r}')
+        if rule is None:
+            latent_dim = to_int(latent_dim, 'latent_dim')
+            if latent_dim < 1:
+                raise ValueError(f'latent_dim must be a positive int or one of {LATENT_RULES}, got {latent_dim}')
+        if pool_size is None:
+            pool_size = 2 if rule == 'mobilenetv2' and self.in_channels < self.out_channels else 1
+        else:
+            pool_size = to_int(pool_size, 'pool_size')
+            if pool_size < 1:
+                raise ValueError(f'pool_size must be a positive int (1: global average, 2: the 2x2 pooling of the '
+                                 f'official code), got {pool_size}')
+        if squeeze is not None and squeeze_ratio is not None:
+            raise ValueError(f'give squeeze or squeeze_ratio, not both (got squeeze={squeeze}, '
+                             f'squeeze_ratio={squeeze_ratio})')
+        for value, name in ((squeeze, 'squeeze'), (squeeze_ratio, 'squeeze_ratio')):
+            if value is not None and to_int(value, name) < 1:
+                raise ValueError(f'{name} must be a positive int, got {value}')
+        phi_blocks = to_int(phi_blocks, 'phi_blocks')
+        if phi_blocks < 1:
+            raise ValueError(f'phi_blocks must be a positive int dividing latent_dim, got {phi_blocks}')
+        if phi_blocks > 1 and not self.dynamic_fusion:
+            raise ValueError(f'phi_blocks={phi_blocks} needs dynamic_fusion=True (allowed with '
+                             'dynamic_fusion=False: phi_blocks=1)')
+        self.pool_size, self.phi_blocks = pool_size, phi_blocks
+
+        if self.groups != 1:
+            if rule is None:
+                raise ValueError(f'latent_dim={latent_dim} cannot be honoured for groups={self.groups}: DCD is '
+                                 f'defined for dense convs (allowed: groups=1, or a latent_dim rule '
+                                 f'{LATENT_RULES}, which makes grouped convs plain)')
+            self.latent_dim, self.squeeze = 0, 0
+            return f'groups={self.groups}: DCD is defined for dense convs (the official models keep them static)'
+        if rule is not None:
+            latent_dim = latent_dim_by_rule(rule, self.in_channels, self.out_channels, pool_size)
+            if latent_dim < 2 or latent_dim >= self.in_channels:
+                self.latent_dim, self.squeeze = 0, 0
+                return (f'latent dim {latent_dim} ({rule} rule) does not compress in_channels={self.in_channels} '
+                        '(the official models keep such layers, e.g. the RGB stem, static)')
+        if latent_dim % phi_blocks:
+            divisors = [d for d in range(1, latent_dim + 1) if latent_dim % d == 0]
+            raise ValueError(f'phi_blocks={phi_blocks} must divide latent_dim={latent_dim} (allowed: {divisors})')
+        if squeeze is None:
+            ratio = squeeze_ratio if squeeze_ratio is not None else DEFAULT_SQUEEZE_RATIO[rule or 'resnet']
+            squeeze = max(MIN_SQUEEZE, max(self.in_channels * pool_size**2, latent_dim**2) // ratio)
+        self.latent_dim, self.squeeze = latent_dim, int(squeeze)
+        self._crop = tuple(_padded_crop(k, d, p) for k, d, p in zip(self.kernel_size, self.dilation, self.padding))
+        return ''
+
+    def _build_dynamic(self, norm_layer: NormFactory, factory: dict) -> None:
+        context, s, lat = self.in_channels * self.pool_size**2, self.squeeze, self.latent_dim
+        self.fc_squeeze = nn.Linear(context, s, bias=False, **factory)
+        self.fc_se = nn.Linear(s, s, bias=False, **factory)
+        if self.dynamic_scale:
+            self.fc_scale = nn.Linear(s, self.out_channels, bias=False, **factory)
+        if self.dynamic_fusion:
+            self.fc_phi = nn.Linear(s, lat * lat // self.phi_blocks, bias=False, **factory)
+            # registration order matters for mmcv's fuse_conv_bn: q -> norm_q is a real conv-BN pair, norm_phi
+            # must not follow a conv
+            self.q = nn.Conv2d(self.in_channels, lat, 1, self.stride, 0, bias=False, **factory)
+            self.norm_q = norm_layer(lat).to(**factory)
+            self.norm_phi = norm_layer(lat).to(**factory)
+            self.p = nn.Conv2d(lat, self.out_channels, 1, bias=False, **factory)
+
+    def reset_parameters(self) -> None:
+        """The official init: convs ``N(0, sqrt(2 / (k^2 C_out)))`` (Kaiming, fan-out), linears PyTorch's
+        default, norms weight 1 and bias 0, and a zero bias."""
+        for weight in [self.weight] + [m.weight for m in self.children() if isinstance(m, nn.Conv2d)]:
+            nn.init.kaiming_normal_(weight, mode='fan_out', nonlinearity='relu')
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+        for module in self.children():
+            if isinstance(module, nn.Linear):
+                module.reset_parameters()
+            elif hasattr(module, 'reset_parameters') and not isinstance(module, nn.Conv2d):
+                module.reset_parameters()
+
+    # ------------------------------------------------------------------ forward
+    def _context(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C_in p^2)``: the input pooled to ``p x p`` (over the valid region when one is set), channel-major."""
+        if self.valid_region is None:
+            return F.adaptive_avg_pool2d(x, self.pool_size).flatten(1)
+        valid_hw, input_hw = self.valid_region
+        valid_hw = valid_hw.to(x.device)
+        if valid_hw.shape[0] != x.shape[0]:
+            raise ValueError(f'the valid region holds {valid_hw.shape[0]} sizes for a batch of {x.shape[0]}')
+        rows = _bin_weights(valid_hw[:, 0], input_hw[0], x.shape[2], self.pool_size, x.dtype)  # (N, p, H)
+        cols = _bin_weights(valid_hw[:, 1], input_hw[1], x.shape[3], self.pool_size, x.dtype)  # (N, p, W)
+        pooled = rows.unsqueeze(1) @ x @ cols.transpose(1, 2).unsqueeze(1)  # (N, C, p, p)
+        return pooled.flatten(1)
+
+    def _centre_taps(self, x: torch.Tensor) -> torch.Tensor:
+        """The input cropped/zero-padded so that ``q`` (stride s) reads each output window's centre tap."""
+        (top, bottom), (left, right) = self._crop
+        if min(top, bottom, left, right) < 0:
+            pad = [max(0, -left), max(0, -right), max(0, -top), max(0, -bottom)]
+            x = F.pad(x, pad)
+            top, bottom, left, right = max(top, 0), max(bottom, 0), max(left, 0), max(right, 0)
+        if top or bottom or left or right:
+            x = x[:, :, top:x.shape[2] - bottom, left:x.shape[3] - right]
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(N, C_in, H, W)`` to ``(N, C_out, H', W')``."""
+        out = F.conv2d(x, self.weight, None, self.stride, self.padding, self.dilation, self.groups)
+        if self.dynamic:
+            h = self.fc_squeeze(self._context(x))
+            h = h * hard_sigmoid_2(self.fc_se(h))
+            if self.dynamic_fusion:
+                z = self.norm_q(self.q(self._centre_taps(x)))  # (N, L, H', W')
+                n, lat, ho, wo = z.shape
+                blocks, width = self.phi_blocks, lat // self.phi_blocks
+                phi = self.fc_phi(h).view(n, blocks, width, width)
+                fused = (phi @ z.reshape(n, blocks, width, ho * wo)).view(n, lat, ho, wo)
+                z = self.norm_phi(fused) + z
+                residual = self.p(z)
+                if self.dynamic_scale:
+                    scale = hard_sigmoid_2(self.fc_scale(h))[:, :, None, None]
+                    out = torch.addcmul(residual, out, scale)
+                else:
+                    out = out + residual
+            else:
+                out = out * hard_sigmoid_2(self.fc_scale(h))[:, :, None, None]
+        if self.bias is not None:
+            out = out + self.bias.view(1, -1, 1, 1)
+        return out
+
+    def elementwise_macs(self, output: torch.Tensor) -> int:
+        """Multiply-adds outside convs/linears/matmuls for an ``output`` of this layer: ``Lambda * (W0 * x) + P z``
+        is one per output element (for :func:`mmlight.utils.complexity.dynamic_macs`; the norms, gates and the
+        identity add of ``(I + Phi)`` are not counted, as for the project's other dynamic layers)."""
+        return output.numel() if self.dynamic and self.dynamic_scale else 0
+
+    def extra_repr(self) -> str:
+        s = (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, '
+             f'padding={self.padding}')
+        if self.dilation != (1, 1):
+            s += f', dilation={self.dilation}'
+        if self.groups != 1:
+            s += f', groups={self.groups}'
+        if self.bias is None:
+            s += ', bias=False'
+        if not self.dynamic:
+            return s + f', dynamic=False [plain conv: {self.plain_reason}]'
+        s += f', latent_dim={self.latent_dim}'
+        if self.latent_rule is not None:
+            s += f' ({self.latent_rule} rule)'
+        s += f', pool_size={self.pool_size}, squeeze={self.squeeze}'
+        if not self.dynamic_scale:
+            s += ', dynamic_scale=False'
+        if not self.dynamic_fusion:
+            s += ', dynamic_fusion=False'
+        if self.phi_blocks != 1:
+            s += f', phi_blocks={self.phi_blocks}'
+        return s
+
+
+def _bin_weights(valid: torch.Tensor, input_size: int, size: int, bins: int, dtype: torch.dtype) -> torch.Tensor:
+    """``(N, bins, size)`` averaging weights of adaptive pooling over the first ``v_i`` of ``size`` positions.
+
+    ``v_i = ceil(valid_i size / input_size)`` (at least 1): the positions of a map at stride ``input_size / size``
+    whose window centre lies in the sample's valid region. Bin ``j`` covers ``[floor(j v / bins),
+    ceil((j + 1) v / bins))``, as ``adaptive_avg_pool2d`` does on a map of size ``v``.
+    """
+    valid = valid.to(torch.long)
+    v = ((valid * size + input_size - 1) // input_size).clamp(1, size)[:, None, None]  # (N, 1, 1)
+    j = torch.arange(bins, device=valid.device)[None, :, None]
+    start = torch.div(j * v, bins, rounding_mode='floor')
+    end = torch.div((j + 1) * v + bins - 1, bins, rounding_mode='floor')
+    pos = torch.arange(size, device=valid.device)[None, None, :]
+    inside = (pos >= start) & (pos < end)
+    return inside.to(dtype) / (end - start).to(dtype)
+
+
+def dcd_layers(module: nn.Module) -> Iterator[DCDConv2d]:
+    """Every dynamic :class:`DCDConv2d` inside ``module`` (itself included)."""
+    return (m for m in module.modules() if isinstance(m, DCDConv2d) and m.dynamic)
+
+
+@contextlib.contextmanager
+def dcd_valid_region(module: nn.Module, valid_hw: torch.Tensor, input_hw: Tuple[int, int]):
+    """Pool every DCD context of ``module`` over each sample's valid region while the block runs.
+
+    Args:
+        module (nn.Module): A model (or layer) holding :class:`DCDConv2d` layers.
+        valid_hw (Tensor): ``(N, 2)`` valid (unpadded) height and width of each sample in the network input.
+        input_hw (tuple[int, int]): ``(H, W)`` of the (padded) network input.
+
+    Padding is assumed at the bottom and right (mmdet's ``DetDataPreprocessor``); a layer whose input is
+    ``H_l x W_l`` pools the first ``ceil(h_i H_l / H)`` rows and ``ceil(w_i W_l / W)`` columns.
+    """
+    valid_hw = torch.as_tensor(valid_hw)
+    if valid_hw.dim() != 2 or valid_hw.shape[1] != 2:
+        raise ValueError(f'valid_hw must be an (N, 2) tensor of heights and widths, got shape {tuple(valid_hw.shape)}')
+    region = (valid_hw, (int(input_hw[0]), int(input_hw[1])))
+    layers = list(dcd_layers(module))
+    for layer in layers:
+        layer.valid_region = region
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.valid_region = None
+
+
+def zero_padding_extent(x: torch.Tensor) -> torch.Tensor:
+    """``(N, 2)`` height and width of each sample without its trailing all-zero rows and columns.
+
+    mmdet's ``DetDataPreprocessor`` normalises each image and then pads the batch at the bottom and right with
+    zeros, so for it this is the valid size of every image (an image whose own last rows are exactly zero in
+    every channel after normalisation would be measured smaller). An all-zero sample counts as full size.
+    """
+    nonzero = x.detach().ne(0).any(1)  # (N, H, W)
+    sizes = []
+    for dim, full in ((2, x.shape[2]), (1, x.shape[3])):
+        present = nonzero.any(dim)  # (N, H) rows / (N, W) columns with a nonzero value
+        index = torch.arange(1, full + 1, device=x.device)
+        extent = (present * index).amax(1)
+        sizes.append(torch.where(extent > 0, extent, torch.full_like(extent, full)))
+    return torch.stack(sizes, 1)
+
+
+def dcd_macs(layer: DCDConv2d, out_hw: Tuple[int, int]) -> int:
+    """Multiply-accumulates of ``layer`` for an ``out_hw`` output map: its convs, linears and the ``Phi`` matmul
+    (mmengine's ``conv``, ``linear`` and ``matmul`` counts; mmengine also counts one op per pooled input element
+    and two per normalised element, which this leaves out, as it leaves out gates and elementwise products).
+
+    ``W0``: ``H' W' k^2 C_in C_out / groups``; dynamic part: ``C_in p^2 S + S^2 + S C_out`` (context MLP) ``+
+    S L^2 / B`` (``fc_phi``) ``+ H' W' (C_in L + L^2 / B + L C_out)`` (``Q``, ``Phi``, ``P``).
+    """
+    macs = conv2d_macs(layer.in_channels, layer.out_channels, layer.kernel_size, out_hw, layer.groups)
+    if not layer.dynamic:
+        return macs
+    s, lat, hw = layer.squeeze, layer.latent_dim, out_hw[0] * out_hw[1]
+    macs += layer.in_channels * layer.pool_size**2 * s + s * s
+    if layer.dynamic_scale:
+        macs += s * layer.out_channels
+    if layer.dynamic_fusion:
+        macs += s * lat * lat // layer.phi_blocks
+        macs += hw * (layer.in_channels * lat + lat * lat // layer.phi_blocks + lat * layer.out_channels)
+    return macs

@@ -1,0 +1,245 @@
+"""Convert the official DCD ImageNet checkpoints (liyunsheng13/dcd) to mmlight's DCD backbones.
+
+Usage::
+
+    python tools/model_converters/dcd_official.py SRC DST [--arch resnet50|mobilenetv2|...] [--squeeze-ratio N]
+
+``SRC`` is a checkpoint of the official ``resnet{18,34,50,101}_dcd`` or ``mobilenetv2_dcd`` (a plain state dict or a
+dict with ``'state_dict'``, keys possibly prefixed ``module.``, as the official ``main.py`` saves them). The
+architecture, depth, width and squeeze ratio are read off the keys and shapes unless given. ``DST`` gets
+``{'state_dict': ..., 'meta': ...}`` for ``init_cfg=dict(type='Pretrained', checkpoint=DST)`` of
+``DCDResNet``/``DCDMobileNetV2``.
+
+Every source key is either mapped to a backbone key of the same shape or, for the classifier (``classifier.*``,
+the official ``DYCls`` head, which is not part of a detection backbone), listed as dropped. Anything else (an
+unmatched source key, a shape mismatch, a backbone key left without a value) stops the conversion with every
+offending key named, and nothing is written.
+"""
+import argparse
+import re
+import sys
+from collections import OrderedDict
+from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
+
+import torch
+
+#: Official DCD layer (``conv_dy``/``conv_basic_dy``/``DYModule``) parameter -> DCDConv2d parameter.
+DCD_LAYER_KEYS = {
+    'conv.weight': 'weight',
+    'q.weight': 'q.weight',  # ResNet
+    'conv_q.weight': 'q.weight',  # MobileNetV2
+    'p.weight': 'p.weight',
+    'conv_p.weight': 'p.weight',
+    'fc.0.weight': 'fc_squeeze.weight',
+    'fc.1.fc.0.weight': 'fc_se.weight',
+    'fc_phi.weight': 'fc_phi.weight',
+    'fc_scale.weight': 'fc_scale.weight',
+}
+NORM_SUFFIXES = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
+DCD_LAYER_NORMS = {'bn1': 'norm_q', 'bn2': 'norm_phi'}  # BN after Q, BN after Phi @ z
+#: Official MobileNetV2 block positions (``features.i.conv.<j>``) -> our block's modules.
+MBV2_EXPANDED = {0: 'expand_conv', 1: 'expand_norm', 3: 'dw_conv', 4: 'dw_norm', 6: 'project_conv', 7: 'project_norm'}
+MBV2_UNEXPANDED = {0: 'dw_conv', 1: 'dw_norm', 3: 'project_conv', 4: 'project_norm'}
+HEAD_PREFIX = 'classifier.'
+
+
+class ConversionError(ValueError):
+    """The checkpoint does not map one-to-one onto the backbone; the message lists every offending key."""
+
+
+class Conversion(NamedTuple):
+    state_dict: 'OrderedDict[str, torch.Tensor]'
+    backbone: dict  # the backbone config the state dict was checked against
+    dropped: List[str]  # classifier keys left out
+
+
+def strip_wrapper(checkpoint: Mapping) -> Dict[str, torch.Tensor]:
+    """The state dict of a checkpoint (``checkpoint['state_dict']`` if present), without ``module.`` prefixes."""
+    state = checkpoint.get('state_dict', checkpoint)
+    return OrderedDict((k[len('module.'):] if k.startswith('module.') else k, v) for k, v in state.items())
+
+
+def _dcd_layer_key(rest: str) -> Optional[str]:
+    """Map a key inside an official DCD layer (``q.weight``, ``bn1.running_mean``, ...); None if unknown."""
+    if rest in DCD_LAYER_KEYS:
+        return DCD_LAYER_KEYS[rest]
+    name, _, suffix = rest.partition('.')
+    if name in DCD_LAYER_NORMS and suffix in NORM_SUFFIXES:
+        return f'{DCD_LAYER_NORMS[name]}.{suffix}'
+    return None
+
+
+def map_resnet_key(key: str) -> Optional[str]:
+    """Official ``ResNet_dcd`` key -> ``DCDResNet`` key (None: no rule)."""
+    if key == 'conv1.weight':
+        return 'stem.0.weight'
+    match = re.fullmatch(r'bn1\.(\w+)', key)
+    if match:
+        return f'stem.1.{match.group(1)}'
+    match = re.fullmatch(r'(layer\d+\.\d+)\.(conv\d)\.(.+)', key)
+    if match:
+        inner = _dcd_layer_key(match.group(3))
+        return None if inner is None else f'{match.group(1)}.{match.group(2)}.{inner}'
+    if re.fullmatch(r'layer\d+\.\d+\.(bn\d\.\w+|downsample\.[01]\.\w+)', key):
+        return key
+    return None
+
+
+def mobilenetv2_layout(arch_settings) -> Tuple[List[str], List[int], str]:
+    """From our table: ``layer{s}.{b}`` and expansion ratio of every inverted residual in the official
+    ``features.1 ..`` order, and the prefix of the final 1x1 conv (the module after the last stage's blocks)."""
+    names, ratios = [], []
+    for stage, rows in enumerate(arch_settings):
+        index = 0
+        for row in rows:
+            for _ in range(row.num_blocks):
+                names.append(f'layer{stage + 1}.{index}')
+                ratios.append(row.expand_ratio)
+                index += 1
+    return names, ratios, f'layer{len(arch_settings)}.{index}'
+
+
+def map_mobilenetv2_key(key: str, blocks: List[str], expand_ratios: List[int], final: str) -> Optional[str]:
+    """Official ``MobileNetV2_dcd`` key -> ``DCDMobileNetV2`` key (None: no rule)."""
+    match = re.fullmatch(r'features\.0\.([01])\.(\w+)', key)
+    if match:
+        return f'stem.{match.group(1)}.{match.group(2)}'
+    match = re.fullmatch(r'conv\.([01])\.(\w+)', key)  # the final 1x1 conv (+ BN) ends our last stage
+    if match:
+        return f'{final}.{match.group(1)}.{match.group(2)}'
+    match = re.fullmatch(r'features\.(\d+)\.conv\.(\d)\.(.+)', key)
+    if not match or not 1 <= int(match.group(1)) <= len(blocks):
+        return None
+    block = int(match.group(1)) - 1
+    position, rest = int(match.group(2)), match.group(3)
+    table = MBV2_UNEXPANDED if expand_ratios[block] == 1 else MBV2_EXPANDED
+    if position not in table:
+        return None
+    module = table[position]
+    if module in ('expand_conv', 'project_conv') and expand_ratios[block] != 1:
+        inner = _dcd_layer_key(rest)
+        return None if inner is None else f'{blocks[block]}.{module}.{inner}'
+    return f'{blocks[block]}.{module}.{rest}'
+
+
+def infer_backbone(state: Mapping[str, torch.Tensor], arch: Optional[str] = None,
+                   squeeze_ratio: Optional[int] = None) -> List[dict]:
+    """Candidate backbone configs for an official state dict (several only when the squeeze ratio is open)."""
+    from mmlight.models.backbones import DCDMobileNetV2, DCDResNet
+    if arch is None:
+        arch = 'mobilenetv2' if any(k.startswith('features.') for k in state) else 'resnet'
+    if arch.startswith('mobilenetv2'):
+        stem = state.get('features.0.0.weight')
+        if stem is None:
+            raise ConversionError('not a MobileNetV2_dcd checkpoint: features.0.0.weight is missing')
+        from mmlight.layers import make_divisible
+        widths = [w for w in DCDMobileNetV2.widen_factors
+                  if make_divisible(DCDMobileNetV2.stem_channels * w, 8) == stem.shape[0]]
+        if not widths:
+            raise ConversionError(f'stem width {stem.shape[0]} matches no widen_factor of '
+                                  f'{DCDMobileNetV2.widen_factors}')
+        ratios = [squeeze_ratio] if squeeze_ratio is not None else [16, 8]
+        return [dict(type='DCDMobileNetV2', widen_factor=widths[0], squeeze_ratio=r) for r in ratios]
+    if arch.startswith('resnet'):
+        counts = []
+        for stage in range(1, 5):
+            indices = {int(m.group(1)) for k in state for m in [re.match(rf'layer{stage}\.(\d+)\.', k)] if m}
+            counts.append(max(indices) + 1 if indices else 0)
+        bottleneck = any(re.match(r'layer1\.0\.conv3\.', k) for k in state)
+        depths = [d for d, (block, blocks) in DCDResNet.arch_settings.items()
+                  if tuple(blocks) == tuple(counts) and (block.expansion == 4) == bottleneck]
+        wanted = int(arch[len('resnet'):]) if arch != 'resnet' else None
+        if wanted is not None:
+            depths = [d for d in depths if d == wanted] or [wanted]
+        if not depths:
+            raise ConversionError(f'blocks per stage {tuple(counts)} ({"bottleneck" if bottleneck else "basic"}) '
+                                  f'match no depth of {tuple(DCDResNet.arch_settings)}')
+        return [dict(type='DCDResNet', depth=depths[0])]
+    raise ConversionError(f"arch must be 'resnet18/34/50/101' or 'mobilenetv2' (or None to infer), got {arch!r}")
+
+
+def _build(backbone: dict):
+    from mmlight.models.backbones import DCDMobileNetV2, DCDResNet
+    kwargs = {k: v for k, v in backbone.items() if k != 'type'}
+    return {'DCDResNet': DCDResNet, 'DCDMobileNetV2': DCDMobileNetV2}[backbone['type']](**kwargs)
+
+
+def convert_against(state: Mapping[str, torch.Tensor], backbone: dict) -> Conversion:
+    """Map ``state`` (official keys, no ``module.``) onto the backbone ``backbone``; ConversionError on any gap."""
+    model = _build(backbone)
+    target = model.state_dict()
+    if backbone['type'] == 'DCDMobileNetV2':
+        blocks, ratios, final = mobilenetv2_layout(model.arch_settings)
+
+        def mapper(key):
+            return map_mobilenetv2_key(key, blocks, ratios, final)
+    else:
+        mapper = map_resnet_key
+    converted, dropped, unmatched, mismatched = OrderedDict(), [], [], []
+    for key, value in state.items():
+        if key.startswith(HEAD_PREFIX):
+            dropped.append(key)
+            continue
+        new = mapper(key)
+        if new is None or new not in target:
+            unmatched.append(key if new is None else f'{key} (-> {new}, not in the backbone)')
+        elif tuple(target[new].shape) != tuple(value.shape):
+            mismatched.append(f'{key} {tuple(value.shape)} -> {new} {tuple(target[new].shape)}')
+        elif new in converted:
+            unmatched.append(f'{key} (-> {new}, already filled)')
+        else:
+            converted[new] = value
+    missing = [k for k in target if k not in converted]
+    if unmatched or mismatched or missing:
+        lines = [f'the checkpoint does not map onto {backbone}:']
+        for title, keys in (('unmatched source keys', unmatched), ('shape mismatches', mismatched),
+                            ('backbone keys without a value', missing)):
+            if keys:
+                lines.append(f'{title} ({len(keys)}):')
+                lines += [f'  {k}' for k in keys]
+        raise ConversionError('\n'.join(lines))
+    return Conversion(converted, backbone, dropped)
+
+
+def convert(checkpoint: Mapping, arch: Optional[str] = None, squeeze_ratio: Optional[int] = None) -> Conversion:
+    """Convert an official checkpoint (any wrapping) to a backbone state dict, inferring what is not given."""
+    state = strip_wrapper(checkpoint)
+    errors = []
+    for backbone in infer_backbone(state, arch, squeeze_ratio):
+        try:
+            return convert_against(state, backbone)
+        except ConversionError as error:
+            errors.append(str(error))
+    raise ConversionError('\n'.join(errors))
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('src', help='official checkpoint (.pth / .pth.tar)')
+    parser.add_argument('dst', help='converted backbone checkpoint to write')
+    parser.add_argument('--arch', default=None,
+                        help="resnet18, resnet34, resnet50, resnet101 or mobilenetv2 (default: inferred)")
+    parser.add_argument('--squeeze-ratio', type=int, default=None,
+                        help='MobileNetV2 fc_squeeze (default: inferred; the released x1.0 uses 16)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    checkpoint = torch.load(args.src, map_location='cpu', weights_only=True)
+    try:
+        result = convert(checkpoint, args.arch, args.squeeze_ratio)
+    except ConversionError as error:
+        print(f'refusing to convert {args.src}:\n{error}', file=sys.stderr)
+        return 1
+    meta = dict(source=args.src, backbone=result.backbone, dropped_head_keys=result.dropped)
+    torch.save({'state_dict': result.state_dict, 'meta': meta}, args.dst)
+    print(f'wrote {len(result.state_dict)} tensors for {result.backbone} to {args.dst}')
+    if result.dropped:
+        print(f'dropped {len(result.dropped)} classifier keys (the DYCls head is not part of the backbone): '
+              + ', '.join(result.dropped))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
