@@ -63,6 +63,7 @@ else
 fi
 
 # mmcv's runtime requirements first, so that building it needs nothing from an isolated build env.
+log "installing mmengine==$MMENGINE_VERSION and mmcv's runtime requirements"
 pip_install numpy "mmengine==$MMENGINE_VERSION" addict packaging Pillow pyyaml yapf \
   opencv-python ninja psutil pycocotools "scipy" "matplotlib" shapely six terminaltables tqdm
 
@@ -75,13 +76,23 @@ fi
 WHEEL_DIR="$WHEELHOUSE/mmcv-$MMCV_VERSION-torch$TORCH_TAG-cuda$CUDA_ON"
 mkdir -p "$WHEEL_DIR"
 if ! ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1; then
-  log "building mmcv==$MMCV_VERSION with compiled ops (cuda=$CUDA_ON); about 9 minutes on 2 cores, once per machine"
+  log "building mmcv==$MMCV_VERSION with compiled ops (cuda=$CUDA_ON); 9-16 minutes on 2 cores, once per machine"
   MMCV_WITH_OPS=1 FORCE_CUDA="$CUDA_ON" MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
     "$PY" -m pip wheel --disable-pip-version-check -q -c "$CONSTRAINTS" --no-deps --no-build-isolation \
-      --no-binary mmcv -w "$WHEEL_DIR" "mmcv==$MMCV_VERSION"
+      --no-binary mmcv -w "$WHEEL_DIR" "mmcv==$MMCV_VERSION" &
+  build_pid=$!
+  build_start=$(date +%s)
+  # progress: the compile is silent for 9-16 minutes; say every minute that it is alive and how long it has run
+  while kill -0 "$build_pid" 2>/dev/null; do
+    for _ in $(seq 60); do kill -0 "$build_pid" 2>/dev/null || break; sleep 1; done
+    kill -0 "$build_pid" 2>/dev/null && log "  still compiling mmcv: $(( ($(date +%s) - build_start) / 60 )) min so far (9-16 min on 2 cores)"
+  done
+  wait "$build_pid"
+  log "mmcv built in $(( $(date +%s) - build_start )) s"
 fi
 pip_install --no-deps --force-reinstall "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl
 
+log "installing mmdet==$MMDET_VERSION, pytest and mmlight (editable)"
 pip_install --no-deps "mmdet==$MMDET_VERSION"
 pip_install pytest
 pip_install --no-deps --no-build-isolation -e "$REPO"

@@ -7,10 +7,13 @@ import argparse
 import os
 import os.path as osp
 import sys
+import warnings
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # the repo, for an uninstalled checkout
 
-import mmlight  # noqa: E402,F401  (registers modules; makes mmengine load checkpoints under torch>=2.6)
+# mmengine 0.10.7 imports pkg_resources (deprecated); the notice is not actionable for users of this tool
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
+import mmlight  # noqa: E402,F401  (registers modules and the safe checkpoint loader)
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402

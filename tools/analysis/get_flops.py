@@ -9,9 +9,12 @@ CompConv128 configs) and prints the two side by side with their ratio. mmengine 
 import argparse
 import os.path as osp
 import sys
+import warnings
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
+# mmengine 0.10.7 imports pkg_resources (deprecated); the notice is not actionable for users of this tool
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
 import mmlight  # noqa: E402,F401
 from mmengine.config import Config, DictAction  # noqa: E402
 
@@ -34,10 +37,11 @@ def main() -> None:
     shape = (3, *args.shape)
     part = 'backbone' if args.backbone_only else 'detector'
     conv_cfg = cfg.model.backbone.get('conv_cfg')
-    rows = [(f'{conv_cfg["type"] if conv_cfg else "plain-conv"} {part}',
+    backbone = cfg.model.backbone.type
+    rows = [(f'{backbone} ({conv_cfg["type"]} convs) {part}' if conv_cfg else f'{backbone} {part}',
              complexity(build_from_config(cfg, backbone_only=args.backbone_only), shape))]
     if args.baseline:
-        rows.append((f'plain-conv {part}',
+        rows.append((f'{backbone} (plain convs) {part}',
                      complexity(build_from_config(cfg, plain=True, backbone_only=args.backbone_only), shape)))
 
     print(f'{osp.basename(args.config)}  input {args.shape[0]}x{args.shape[1]}  (MACs as counted by mmengine)')
