@@ -60,6 +60,18 @@ def test_runner_checkpoint_loads_with_weights_only(tmp_path):
     assert checkpoint['meta']['seed'] == 3
 
 
+def test_runner_checkpoint_loads_in_a_fresh_process(tmp_path):
+    """As tools/test.py does: no HistoryBuffer exists yet in that process when the checkpoint is read."""
+    path = str(tmp_path / 'epoch_1.pth')
+    _runner_checkpoint(path)
+    code = ('import mmlight\n'
+            'from mmengine.runner import CheckpointLoader\n'
+            f'checkpoint = CheckpointLoader.load_checkpoint({path!r}, map_location="cpu")\n'
+            'assert checkpoint["message_hub"]["log_scalars"]["train/loss"].mean() == 0.375\n')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_code_running_pickle_is_refused_and_names_the_type(tmp_path, monkeypatch):
     import mmlight  # noqa: F401
     from mmengine.runner import CheckpointLoader

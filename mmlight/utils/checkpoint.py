@@ -30,6 +30,9 @@ _trusted_in_context: List[Set[str]] = []
 
 SafeGlobal = Union[Callable, Tuple[Callable, str]]
 
+#: HistoryBuffer's built-in statistics methods (mmengine 0.10.7), which its pickles reference by name.
+HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
+
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint needs types outside the allow-list; the message names them and the opt-in."""
@@ -42,7 +45,10 @@ def _history_buffer_method(owner, name: str):
     ``getattr`` itself would let a file reach any attribute of an allowed object.
     """
     from mmengine.logging.history_buffer import HistoryBuffer
-    if owner is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+
+    # the built-in methods enter HistoryBuffer._statistics_methods only when the first buffer is built
+    allowed = set(HISTORY_BUFFER_METHODS) | set(HistoryBuffer._statistics_methods)
+    if owner is HistoryBuffer and name in allowed:
         return getattr(owner, name)
     raise pickle.UnpicklingError(f'getattr({owner!r}, {name!r}) is not allowed: only the statistics methods of '
                                  'HistoryBuffer are resolved')
