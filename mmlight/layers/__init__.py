@@ -6,6 +6,9 @@ from .dcd import (DCDConv2d, dcd_layers, dcd_macs, dcd_valid_region, latent_dim_
 from .depthwise_separable import DepthwiseSeparableConv2d
 from .fire import Fire
 from .igc import IGCConv2d, allowed_primary_groups, allowed_secondary_groups, igc_params, igc_partitions
+from .micronet import (ChannelShuffles, DynamicShiftMax, MicroFactorizedDepthwiseConv2d,
+                       MicroFactorizedPointwiseConv2d, dynamic_shift_max_layers, dynamic_shift_max_region,
+                       shift_index)
 from .shufflenet import ShuffleUnitV1
 from .utils import (channel_shuffle, check_divisible, conv2d_macs, interleave_concat, interleave_permutation,
                     make_divisible, to_int, to_pair)
@@ -18,5 +21,7 @@ __all__ = [
     'IGCConv2d', 'allowed_primary_groups', 'allowed_secondary_groups', 'igc_params', 'igc_partitions',
     'DepthwiseSeparableConv2d', 'channel_shuffle', 'check_divisible', 'conv2d_macs', 'interleave_concat',
     'interleave_permutation', 'make_divisible', 'to_int', 'to_pair',
+    'ChannelShuffles', 'DynamicShiftMax', 'MicroFactorizedDepthwiseConv2d', 'MicroFactorizedPointwiseConv2d',
+    'dynamic_shift_max_layers', 'dynamic_shift_max_region', 'shift_index',
     'Fire', 'ShuffleUnitV1', 'XceptionBlock',
 ]

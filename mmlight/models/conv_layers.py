@@ -9,6 +9,7 @@ bias)`` plus its own options from the config dict.
 from mmengine.registry import MODELS
 
 from ..layers import CompConv2d, CompConv128, DCDConv2d, DepthwiseSeparableConv2d, IGCConv2d
+from ..layers import MicroFactorizedPointwiseConv2d
 
 CONV_LAYERS = {
     'CompConv': CompConv2d,
@@ -16,6 +17,7 @@ CONV_LAYERS = {
     'DCD': DCDConv2d,
     'DepthwiseSeparableConv': DepthwiseSeparableConv2d,
     'IGC': IGCConv2d,
+    'MicroFactorizedPointwiseConv': MicroFactorizedPointwiseConv2d,
 }
 
 for _name, _layer in CONV_LAYERS.items():

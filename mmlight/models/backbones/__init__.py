@@ -6,11 +6,13 @@ from .base import LightBackbone
 from .dcd_mobilenet_v2 import DCDMobileNetV2
 from .dcd_resnet import DCDResNet
 from .igcv1 import IGCV1
+from .micronet import MicroNet
 from .mobilenet_v1 import MobileNetV1
 from .shufflenet_v1 import ShuffleNetV1
 from .squeezenet import SqueezeNet
 from .xception import Xception
 
 __all__ = [
-    'LightBackbone', 'DCDResNet', 'DCDMobileNetV2', 'MobileNetV1', 'IGCV1', 'SqueezeNet', 'ShuffleNetV1', 'Xception'
+    'LightBackbone', 'DCDResNet', 'DCDMobileNetV2', 'MobileNetV1', 'IGCV1', 'MicroNet', 'SqueezeNet', 'ShuffleNetV1',
+    'Xception'
 ]

@@ -1,0 +1,619 @@
+"""MicroNet's layers (Li et al., "MicroNet: Improving Image Recognition with Extremely Low FLOPs", ICCV 2021).
+
+* :class:`MicroFactorizedPointwiseConv2d`: a ``1 x 1`` conv factorised as ``W = P Phi Q``: a grouped squeeze
+  ``Q`` (``C_in -> C_hidden``, ``G`` groups), a channel shuffle ``Phi`` and a grouped expand ``P``
+  (``C_hidden -> C_out``, ``G`` groups); ``C_hidden = min(C_in, C_out) / R`` and by default the largest ``G`` with
+  ``G^2 <= C_hidden`` (the paper's optimum ``G = sqrt(C / R)``, at which every output still sees every input).
+* :class:`MicroFactorizedDepthwiseConv2d`: a ``k x k`` depthwise conv factorised into a ``k x 1`` and a ``1 x k``
+  depthwise conv, each of which may multiply the channels (the lite block's channel expansion).
+* :class:`DynamicShiftMax`: ``y_i = max_k sum_j a^k_{i,j}(x) x_{shift_j(i)}``, coefficients from an SE-style branch
+  on the globally pooled input. A fast implementation (default) and the direct official formulation
+  (``implementation='reference'``) share the parameters; their outputs and gradients agree.
+
+Pure PyTorch; the backbone (``mmlight.models.backbones.micronet``) assembles them into MicroNet-M0..M3.
+"""
+import math
+from contextlib import contextmanager
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .utils import IntPair, check_divisible, interleave_permutation, make_divisible, to_int, to_pair
+
+LayerFactory = Callable[[int], nn.Module]
+#: ``(rows, columns)`` of the valid (unpadded) top-left region of every sample, an ``(N, 2)`` integer tensor.
+Region = Optional[torch.Tensor]
+
+SHIFT_MODES = ('official', 'paper')
+IMPLEMENTATIONS = ('fast', 'reference')
+
+
+# ---------------------------------------------------------------------------------------------------- channel maps
+def shuffle_permutation(channels: int, shuffles: Sequence[int]) -> List[int]:
+    """Source channel of every output channel after the channel shuffles ``shuffles`` (applied in order).
+
+    ``shuffles`` are ShuffleNet group counts (``channel_shuffle(x, g)``); 1 and ``channels`` are identities.
+    """
+    perm = list(range(channels))
+    for groups in shuffles:
+        check_divisible(channels, groups, 'channels', 'shuffle groups')
+        step = interleave_permutation(channels, channels // groups)
+        perm = [perm[s] for s in step]
+    return perm
+
+
+def shift_index(channels: int, groups: int, shift: int = 1, mode: str = 'official') -> torch.Tensor:
+    """Source channel of every channel of Dynamic Shift-Max's ``shift``-th shifted input (``int64``, ``(C,)``).
+
+    With ``G = groups`` groups of ``g = C / G`` channels, channel ``c = G_c g + i`` (group ``G_c``, index ``i``):
+
+    * ``'paper'``: ``x_{(c + shift g) mod C}``, the paper's group circular shift;
+    * ``'official'``: the released code's index, which also rotates inside the group:
+      ``x_{((G_c + shift) mod G) g + (i + shift) mod g}`` (for ``shift = 1``, ``C = 8``, ``G = 2``:
+      ``[5, 6, 7, 4, 1, 2, 3, 0]``). The code only has ``shift = 1``; larger shifts repeat the same step.
+    """
+    groups_shift, channel_shift = _shift_steps(channels, groups, shift, mode)
+    width = channels // groups
+    return torch.tensor([((c // width + groups_shift) % groups) * width + (c % width + channel_shift) % width
+                         for c in range(channels)], dtype=torch.long)
+
+
+def _shift_steps(channels: int, groups: int, shift: int, mode: str) -> Tuple[int, int]:
+    """``(group step, in-group step)`` of a shift."""
+    if mode not in SHIFT_MODES:
+        raise ValueError(f'shift must be one of {SHIFT_MODES}, got {mode!r}')
+    check_divisible(channels, groups, 'channels', 'groups')
+    return (shift, shift if mode == 'official' else 0)
+
+
+# ---------------------------------------------------------------------------------------------------- convolutions
+class MicroFactorizedPointwiseConv2d(nn.Module):
+    """Micro-Factorized pointwise convolution: ``1 x 1`` conv ``W = P Phi Q`` with grouped ``P``, ``Q``.
+
+    ``Q``: grouped ``1 x 1`` conv ``C_in -> C_hidden`` (``G`` groups, carries ``stride``/``padding``/``dilation``);
+    ``Phi``: channel shuffle with ``G`` groups; ``P``: grouped ``1 x 1`` conv ``C_hidden -> C_out`` (``G`` groups,
+    carries the bias). ``C_hidden = min(C_in, C_out) / ratio``. The layer is linear (nothing between the convs), as
+    the paper's ``W = P Phi Q^T``; MicroNet itself places activations and a depthwise conv between ``P`` and ``Q``
+    and builds its blocks from plain grouped convs (see the backbone).
+
+    Built through ``build_conv_layer`` (``'MicroFactorizedPointwiseConv'``) it takes ``nn.Conv2d``'s signature and
+    falls back to a plain conv (``weight``/``bias`` as ``nn.Conv2d``, reason in :meth:`extra_repr`) where the
+    factorisation does not apply: kernels other than ``1 x 1``, grouped convs, widths that ``ratio`` does not divide,
+    or no ``G >= 2`` dividing ``C_in``, ``C_hidden`` and ``C_out`` that saves MACs.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        kernel_size (int | tuple[int, int]): Must be 1 for the factorisation (else plain conv). Default: 1.
+        stride (int | tuple[int, int]): Stride. Default: 1.
+        padding (int | tuple[int, int]): Zero padding. Default: 0.
+        dilation (int | tuple[int, int]): Dilation (no effect on a ``1 x 1`` kernel). Default: 1.
+        groups (int): Must be 1 for the factorisation (else plain grouped conv). Default: 1.
+        bias (bool): Bias on ``P`` (the output). Default: True.
+        ratio (int): Squeeze ratio ``R``: ``C_hidden = min(C_in, C_out) / R``. Default: 2.
+        factor_groups (int, optional): ``G``; must divide ``C_in``, ``C_hidden`` and ``C_out`` (``ValueError``
+            otherwise). Default: None, the largest such ``G`` with ``G^2 <= C_hidden``.
+
+    Note:
+        ``forward`` maps ``(N, C_in, H, W)`` to ``(N, C_out, H', W')``.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: IntPair = 1,
+                 stride: IntPair = 1,
+                 padding: IntPair = 0,
+                 dilation: IntPair = 1,
+                 groups: int = 1,
+                 bias: bool = True,
+                 ratio: int = 2,
+                 factor_groups: Optional[int] = None) -> None:
+        super().__init__()
+        self.in_channels = to_int(in_channels, 'in_channels', 1)
+        self.out_channels = to_int(out_channels, 'out_channels', 1)
+        self.kernel_size = to_pair(kernel_size, 'kernel_size', 1)
+        self.stride = to_pair(stride, 'stride', 1)
+        self.padding = to_pair(padding, 'padding', 0)
+        self.dilation = to_pair(dilation, 'dilation', 1)
+        self.groups = to_int(groups, 'groups', 1)
+        self.ratio = to_int(ratio, 'ratio', 1)
+        self.transposed, self.output_padding = False, (0, 0)  # nn.Conv2d attributes read by mmcv's ConvModule
+        if factor_groups is not None:
+            factor_groups = to_int(factor_groups, 'factor_groups', 1)
+        self.hidden_channels = 0
+        self.factor_groups = 0
+        self.fallback = self._fallback_reason(factor_groups)
+        if self.fallback:
+            check_divisible(self.in_channels, self.groups, 'in_channels', 'groups')
+            check_divisible(self.out_channels, self.groups, 'out_channels', 'groups')
+            self.weight = nn.Parameter(torch.empty(self.out_channels, self.in_channels // self.groups,
+                                                   *self.kernel_size))
+            self.bias = nn.Parameter(torch.empty(self.out_channels)) if bias else None
+        else:
+            g = self.factor_groups
+            self.squeeze = nn.Conv2d(self.in_channels, self.hidden_channels, 1, self.stride, self.padding,
+                                     self.dilation, groups=g, bias=False)
+            self.expand = nn.Conv2d(self.hidden_channels, self.out_channels, 1, groups=g, bias=bias)
+        self.reset_parameters()
+
+    def _fallback_reason(self, factor_groups: Optional[int]) -> str:
+        if self.kernel_size != (1, 1):
+            return f'kernel_size={self.kernel_size} is not 1x1'
+        if self.groups != 1:
+            return f'groups={self.groups}: already a grouped conv'
+        narrow = min(self.in_channels, self.out_channels)
+        if narrow % self.ratio:
+            if factor_groups is not None:
+                raise ValueError(f'factor_groups={factor_groups} needs ratio={self.ratio} to divide '
+                                 f'min(in_channels, out_channels)={narrow}')
+            return f'ratio={self.ratio} does not divide min(in_channels, out_channels)={narrow}'
+        hidden = narrow // self.ratio
+        common = math.gcd(math.gcd(self.in_channels, self.out_channels), hidden)
+        if factor_groups is not None:
+            if common % factor_groups:
+                raise ValueError(f'factor_groups must divide in_channels={self.in_channels}, hidden channels '
+                                 f'{hidden} and out_channels={self.out_channels} (allowed: divisors of {common}), '
+                                 f'got {factor_groups}')
+            g = factor_groups
+        else:
+            g = max([d for d in range(1, common + 1) if common % d == 0 and d * d <= hidden])
+            if g < 2:
+                return f'no factor_groups >= 2 divides {self.in_channels}, {hidden} and {self.out_channels}'
+        if (self.in_channels + self.out_channels) * hidden // g >= self.in_channels * self.out_channels:
+            if factor_groups is not None:
+                raise ValueError(f'factor_groups={factor_groups} with ratio={self.ratio} would cost as much as the '
+                                 f'dense conv ({self.in_channels} -> {self.out_channels})')
+            return f'the factorisation (ratio={self.ratio}, G={g}) would not save MACs'
+        self.hidden_channels, self.factor_groups = hidden, g
+        return ''
+
+    def reset_parameters(self) -> None:
+        """``nn.Conv2d``'s initialisation for every conv (or the fallback weight)."""
+        if self.fallback:
+            nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+            if self.bias is not None:
+                fan_in = self.weight[0].numel()
+                nn.init.uniform_(self.bias, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
+        else:
+            self.squeeze.reset_parameters()
+            self.expand.reset_parameters()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(N, C_in, H, W)`` to ``(N, C_out, H', W')``."""
+        if self.fallback:
+            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        hidden = self.squeeze(x)
+        return self.expand(hidden.unflatten(1, (self.factor_groups, -1)).transpose(1, 2).flatten(1, 2))
+
+    def dense_weight(self) -> torch.Tensor:
+        """The ``(C_out, C_in, 1, 1)`` kernel of the equivalent dense conv, ``P Phi Q``."""
+        if self.fallback:
+            return self.weight
+        g = self.factor_groups
+
+        def block_diagonal(conv: nn.Conv2d) -> torch.Tensor:
+            w = conv.weight[:, :, 0, 0]  # (out, in / g)
+            return torch.block_diag(*w.chunk(g, 0))
+
+        q = block_diagonal(self.squeeze)  # (hidden, in)
+        perm = interleave_permutation(self.hidden_channels, self.hidden_channels // g)
+        p = block_diagonal(self.expand)  # (out, hidden)
+        return (p @ q[perm])[:, :, None, None]
+
+    def extra_repr(self) -> str:
+        text = (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, '
+                f'padding={self.padding}')
+        if self.fallback:
+            return text + f', groups={self.groups}, plain conv: {self.fallback}'
+        return text + f', ratio={self.ratio}, hidden={self.hidden_channels}, factor_groups={self.factor_groups}'
+
+
+class MicroFactorizedDepthwiseConv2d(nn.Module):
+    """Micro-Factorized depthwise convolution: ``k x 1`` depthwise conv, then ``1 x k`` depthwise conv.
+
+    The first conv maps every input channel to ``e1`` channels (groups ``C_in``), the second every one of those to
+    ``e2`` channels (groups ``C_in e1``): ``C_out = C_in e1 e2``. MicroNet's lite block (Micro-Block-A) uses
+    ``expansion = (2, 2)``; its other blocks ``(1, 1)`` (a plain factorised depthwise conv). Without norms the layer
+    equals a ``k x k`` depthwise conv whose kernels are the outer products of the two factors
+    (:meth:`dense_weight`). The stride applies to rows in the first conv and to columns in the second.
+
+    Args:
+        in_channels (int): Input channels.
+        expansion (int | tuple[int, int]): ``(e1, e2)``. Default: (1, 1).
+        kernel_size (int): ``k`` (odd). Default: 3.
+        stride (int): Stride. Default: 1.
+        norm (callable, optional): ``channels -> module`` after each conv (MicroNet: BN). Default: None.
+        bias (bool): Conv biases (only without ``norm``). Default: False.
+
+    Note:
+        ``forward`` maps ``(N, C_in, H, W)`` to ``(N, C_in e1 e2, ceil(H / s), ceil(W / s))``.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 expansion: IntPair = (1, 1),
+                 kernel_size: int = 3,
+                 stride: int = 1,
+                 norm: Optional[LayerFactory] = None,
+                 bias: bool = False) -> None:
+        super().__init__()
+        self.in_channels = to_int(in_channels, 'in_channels', 1)
+        self.expansion = to_pair(expansion, 'expansion', 1)
+        self.kernel_size = to_int(kernel_size, 'kernel_size', 1)
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f'kernel_size must be odd (same padding), got {kernel_size}')
+        self.stride = to_int(stride, 'stride', 1)
+        mid = self.in_channels * self.expansion[0]
+        self.out_channels = mid * self.expansion[1]
+        k, s, p = self.kernel_size, self.stride, self.kernel_size // 2
+        use_bias = bias and norm is None
+        self.conv1 = nn.Conv2d(self.in_channels, mid, (k, 1), (s, 1), (p, 0), groups=self.in_channels, bias=use_bias)
+        self.norm1 = norm(mid) if norm is not None else nn.Identity()
+        self.conv2 = nn.Conv2d(mid, self.out_channels, (1, k), (1, s), (0, p), groups=mid, bias=use_bias)
+        self.norm2 = norm(self.out_channels) if norm is not None else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(N, C_in, H, W)`` to ``(N, C_out, H', W')``."""
+        return self.norm2(self.conv2(self.norm1(self.conv1(x))))
+
+    def dense_weight(self) -> torch.Tensor:
+        """``(C_out, 1, k, k)`` kernel of the equivalent depthwise conv (``groups = C_in``); no norms, no bias."""
+        if not (isinstance(self.norm1, nn.Identity) and isinstance(self.norm2, nn.Identity)):
+            raise ValueError('dense_weight() exists only without norm (the layer is then linear)')
+        column = self.conv1.weight[:, 0, :, 0].repeat_interleave(self.expansion[1], 0)  # (C_out, k)
+        row = self.conv2.weight[:, 0, 0, :]  # (C_out, k)
+        return (column[:, :, None] * row[:, None, :])[:, None]
+
+
+# ---------------------------------------------------------------------------------------------------- Dynamic Shift-Max
+def scale_region(valid_hw: torch.Tensor, input_hw: Tuple[int, int], hw: Tuple[int, int]) -> torch.Tensor:
+    """Valid rows/columns of an ``hw`` feature map of images whose valid size is ``valid_hw`` in an ``input_hw``
+    input: ``ceil(h_i H_l / H)``, ``ceil(w_i W_l / W)`` (``ceil(h_i / stride)`` for strided layers)."""
+    size = torch.tensor(hw, device=valid_hw.device)
+    full = torch.tensor(input_hw, device=valid_hw.device)
+    return torch.div(valid_hw * size + full - 1, full, rounding_mode='floor').clamp(max=size)
+
+
+def _pool(x: torch.Tensor, region: Region) -> torch.Tensor:
+    """Mean of every ``(N, C)`` plane of ``x`` over the whole map, or over each sample's valid ``region``."""
+    if region is None:
+        return x.mean((2, 3))
+    h, w = x.shape[-2:]
+    rows = torch.arange(h, device=x.device) < region[:, :1]  # (N, H)
+    cols = torch.arange(w, device=x.device) < region[:, 1:]  # (N, W)
+    col_sums = torch.matmul(x, cols.to(x.dtype)[:, None, :, None])[..., 0]  # (N, C, H): one pass over x
+    count = (rows.sum(1) * cols.sum(1)).clamp(min=1).to(x.dtype)
+    return (col_sums * rows.to(x.dtype)[:, None]).sum(2) / count[:, None]
+
+
+def _branches(x: torch.Tensor, coef: torch.Tensor, index: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+    """``(K, N, C, H, W)`` stack of ``sum_j coef[j, k] * shift_j(x)`` and the shifted inputs ``shift_j(x)``, j >= 1.
+
+    ``coef``: ``(J, K, N, C, 1, 1)``; ``index``: ``(J - 1, C)`` source channels. One gather per shift, one
+    broadcast product for all branches, one fused multiply-add per shift.
+    """
+    shifted = [x.index_select(1, row) for row in index]
+    out = x * coef[0]
+    for j, source in enumerate(shifted, 1):
+        out.addcmul_(source, coef[j])
+    return out, shifted
+
+
+def _max(branches: torch.Tensor) -> torch.Tensor:
+    """Max over the first dim of ``branches``; without autograd written into ``branches[0]`` (a contiguous slice)."""
+    if branches.shape[0] == 1:
+        return branches[0]
+    if torch.is_grad_enabled():  # traced with autograd on: out= is not differentiable
+        out = torch.maximum(branches[0], branches[1])
+        for k in range(2, branches.shape[0]):
+            out = torch.maximum(out, branches[k])
+        return out
+    out = branches[0]
+    for k in range(1, branches.shape[0]):
+        torch.maximum(out, branches[k], out=out)
+    return out
+
+
+def _coefficient_mlp(pooled: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
+                     b2: torch.Tensor, offsets: torch.Tensor, scale: float):
+    """``(hidden, z, coef)`` of the context MLP; ``coef = offsets + scale * clamp(z, -3, 3)``, ``(N, K J C)``."""
+    hidden = torch.addmm(b1, pooled, w1.t()).relu_()
+    z = torch.addmm(b2, hidden, w2.t())
+    return hidden, z, torch.add(offsets, F.hardtanh(z, -3.0, 3.0), alpha=scale)
+
+
+class _DynamicShiftMaxFunction(torch.autograd.Function):
+    """The whole of :class:`DynamicShiftMax` (context MLP included) as one autograd node with a hand-written
+    backward.
+
+    The forward keeps, instead of the ``K`` branches, how the gradient is routed among them (torch.max's rule: all
+    to the larger branch, shared equally on a tie): ``sign(b0 - b1)`` for ``K = 2``, every branch's share for
+    ``K > 2``. The backward folds the global average's gradient into the input gradient (no separate broadcast and
+    accumulation) and back-propagates the two linears, the ReLU and the hard sigmoid itself.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor,
+                offsets: torch.Tensor, scale: float, index: torch.Tensor, region: Region,
+                num_branches: int) -> torch.Tensor:
+        n, c = x.shape[:2]
+        pooled = _pool(x, region)
+        hidden, z, coef = _coefficient_mlp(pooled, w1, b1, w2, b2, offsets, scale)
+        coef = coef.view(n, num_branches, -1, c).permute(2, 1, 0, 3).contiguous()[..., None, None]  # (J, K, N, C)
+        branches, shifted = _branches(x, coef, index)
+        if num_branches == 1:
+            out, route = branches[0], None
+        elif num_branches == 2:
+            out = torch.maximum(branches[0], branches[1])
+            route = torch.sub(branches[0], branches[1], out=branches[1]).sign_()  # -1, 0 (tie) or 1
+        else:
+            out = branches.amax(0)
+            winners = (branches == out).to(branches.dtype)
+            route = winners.div_(winners.sum(0, keepdim=True))
+        ctx.scale, ctx.region = scale, region
+        ctx.save_for_backward(x, w1, w2, pooled, hidden, z, coef, index, route, *shifted)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, w1, w2, pooled, hidden, z, coef, index, route, *shifted = ctx.saved_tensors
+        num_shifts, num_branches, n, c = coef.shape[:4]
+        grad = grad.contiguous()
+        if num_branches == 1:
+            grads = [grad]
+        elif num_branches == 2:
+            # (grad + grad * sign(b0 - b1)) / 2 and the rest: exact in floating point (sign is -1, 0 or 1)
+            first = torch.addcmul(grad, grad, route).mul_(0.5)
+            grads = [first, torch.sub(grad, first)]
+        else:
+            grads = [grad * share for share in route]
+        buffer = torch.empty_like(grad)  # reused for the full-size intermediates below
+        # coefficients: one reduction per (shift, branch), then the MLP backwards
+        grad_coef = torch.stack([torch.stack([torch.mul(g, source, out=buffer).sum((-2, -1)) for g in grads])
+                                 for source in (x, *shifted)])  # (J, K, N, C)
+        grad_z = grad_coef.permute(2, 1, 0, 3).reshape(n, -1)
+        grad_z = grad_z * ((z > -3) & (z < 3)).to(grad_z.dtype) * ctx.scale
+        grad_hidden = (grad_z @ w2) * (hidden > 0).to(grad_z.dtype)
+        grad_w2, grad_b2 = grad_z.t() @ hidden, grad_z.sum(0)
+        grad_w1, grad_b1 = grad_hidden.t() @ pooled, grad_hidden.sum(0)
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_pooled = grad_hidden @ w1  # (N, C): spread back over the pooled region
+            region = ctx.region
+            grad_x = torch.empty_like(grad)
+            if region is None:
+                torch.addcmul((grad_pooled / (x.shape[-2] * x.shape[-1]))[..., None, None], grads[0], coef[0, 0],
+                              out=grad_x)
+            else:
+                torch.mul(grads[0], coef[0, 0], out=grad_x)
+                grad_x.add_(_pool_gradient(grad_pooled, region, x.shape[-2:]))
+            for k in range(1, num_branches):
+                grad_x.addcmul_(grads[k], coef[0, k])
+            for j in range(1, num_shifts):
+                grad_x.index_add_(1, index[j - 1], _mix(grads, coef[j], buffer))
+        return grad_x, grad_w1, grad_b1, grad_w2, grad_b2, None, None, None, None, None
+
+
+def _pool_gradient(grad_pooled: torch.Tensor, region: torch.Tensor, hw) -> torch.Tensor:
+    """Gradient of :func:`_pool` with a region: ``grad / count`` on each sample's valid region, 0 elsewhere."""
+    h, w = hw
+    rows = (torch.arange(h, device=region.device) < region[:, :1]).to(grad_pooled.dtype)  # (N, H)
+    cols = (torch.arange(w, device=region.device) < region[:, 1:]).to(grad_pooled.dtype)  # (N, W)
+    count = (rows.sum(1) * cols.sum(1)).clamp(min=1)
+    return (grad_pooled / count[:, None])[..., None, None] * (rows[:, None, :, None] * cols[:, None, None, :])
+
+
+def _mix(grads: List[torch.Tensor], scale: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``sum_k grads[k] * scale[k]`` into ``out`` (``(N, C, H, W)`` each, ``scale``: ``(K, N, C, 1, 1)``)."""
+    torch.mul(grads[0], scale[0], out=out)
+    for k in range(1, len(grads)):
+        out.addcmul_(grads[k], scale[k])
+    return out
+
+
+class DynamicShiftMax(nn.Module):
+    """Dynamic Shift-Max: ``y_c = max_{k<K} sum_{j<J} a^k_{c,j}(x) x_{s_j(c)}``.
+
+    ``s_0`` is the identity and ``s_j`` the ``j``-th group shift (:func:`shift_index`, official indexing by
+    default). The ``C J K`` coefficients per sample come from the input's global average: ``Linear(C, S)`` ->
+    ReLU -> ``Linear(S, C J K)`` -> hard sigmoid, mapped to ``[-act_max, act_max]`` and offset by
+    ``init_offsets`` (``a = 2 act_max (hsigmoid(z) - 0.5) + offset``), with ``S = make_divisible(C // reduction, 4)``.
+    The second linear's outputs are ordered ``(k, j, c)``: for ``K = J = 2`` the official ``a1, b1, a2, b2``.
+
+    ``implementation='reference'`` computes this as the official code does (advanced-index gather, ``J K``
+    broadcast products, sums, ``torch.max``). ``'fast'`` (default) gives the same outputs and gradients (the same
+    ``torch.max`` rule on ties) with fewer passes over the tensor and fewer full-size buffers: the coefficient
+    mapping folded into one clamp and one add, one ``index_select`` per shift, all ``K`` branches written by one
+    broadcast product and one fused multiply-add per shift, the max written in place at inference, and a
+    hand-written backward (an autograd ``Function``) that keeps only the sign of ``b0 - b1`` from the forward, routes
+    the gradient with it exactly as ``torch.max`` does (half to each branch on a tie), scatters the shifted part
+    back with ``index_add_`` instead of an accumulating index put and reuses one buffer for every coefficient
+    reduction. Results agree to floating-point rounding (the fused multiply-add rounds once).
+
+    Args:
+        channels (int): Channels ``C``.
+        groups (int): Shift groups ``G`` (``C / G`` channels each).
+        num_branches (int): ``K``, the number of linear functions the max is taken over. Default: 2.
+        num_shifts (int): ``J``, the number of (shifted) inputs each linear function mixes. Default: 2.
+        reduction (int): ``S = make_divisible(C // reduction, 4)`` hidden units. Default: 8.
+        act_max (float): Coefficient range around the offsets. Default: 2.0.
+        init_offsets (sequence of sequences of float, optional): ``K`` rows of ``J`` offsets added to the
+            coefficients. Default: None, ``(1, 0, ..., 0)`` for every branch (the layer starts as identity).
+        shift (str): ``'official'`` or ``'paper'`` indexing (:func:`shift_index`). Default: 'official'.
+        implementation (str): ``'fast'`` or ``'reference'``. Default: 'fast'.
+
+    Note:
+        ``forward(x, region=None)`` maps ``(N, C, H, W)`` to ``(N, C, H, W)``. ``region`` (``(N, 2)`` ints, the
+        valid rows/columns of each sample, from the top-left) restricts the global average to the unpadded part of
+        zero-padded detection batches; ``None`` averages over the whole map (the official behaviour).
+    """
+
+    def __init__(self,
+                 channels: int,
+                 groups: int,
+                 num_branches: int = 2,
+                 num_shifts: int = 2,
+                 reduction: int = 8,
+                 act_max: float = 2.0,
+                 init_offsets: Optional[Sequence[Sequence[float]]] = None,
+                 shift: str = 'official',
+                 implementation: str = 'fast') -> None:
+        super().__init__()
+        self.channels = to_int(channels, 'channels', 1)
+        self.groups = to_int(groups, 'groups', 1)
+        check_divisible(self.channels, self.groups, 'channels', 'groups')
+        self.num_branches = to_int(num_branches, 'num_branches', 1)
+        self.num_shifts = to_int(num_shifts, 'num_shifts', 1)
+        self.reduction = to_int(reduction, 'reduction', 1)
+        if shift not in SHIFT_MODES:
+            raise ValueError(f'shift must be one of {SHIFT_MODES}, got {shift!r}')
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(f'implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}')
+        if not isinstance(act_max, (int, float)) or isinstance(act_max, bool) or act_max <= 0:
+            raise ValueError(f'act_max must be a positive number, got {act_max!r}')
+        self.act_max = float(act_max)
+        self.shift, self.implementation = shift, implementation
+        k, j = self.num_branches, self.num_shifts
+        if init_offsets is None:
+            init_offsets = [[1.0] + [0.0] * (j - 1)] * k
+        rows = [list(row) for row in init_offsets] if isinstance(init_offsets, (list, tuple)) else []
+        if len(rows) != k or any(len(row) != j for row in rows):
+            raise ValueError(f'init_offsets must be {k} (num_branches) rows of {j} (num_shifts) numbers, '
+                             f'got {init_offsets!r}')
+        self.init_offsets = tuple(tuple(float(v) for v in row) for row in rows)
+        self.squeeze_channels = make_divisible(self.channels // self.reduction, 4)
+        self.fc1 = nn.Linear(self.channels, self.squeeze_channels)
+        self.fc2 = nn.Linear(self.squeeze_channels, self.channels * j * k)
+        offsets = torch.tensor(self.init_offsets).repeat_interleave(self.channels, 1)  # (K, J*C), (k, j, c) order
+        self.register_buffer('offsets', offsets.flatten(), persistent=False)
+        index = [shift_index(self.channels, self.groups, s, shift) for s in range(1, j)]
+        self.register_buffer('index', torch.stack(index) if index else torch.zeros(0, self.channels, dtype=torch.long),
+                             persistent=False)
+
+    #: ``(valid_hw, input_hw)`` set by :func:`dynamic_shift_max_region` while a padded batch runs.
+    valid_region: Optional[Tuple[torch.Tensor, Tuple[int, int]]] = None
+
+    def _region(self, x: torch.Tensor, region: Region) -> Region:
+        if region is None and self.valid_region is not None:
+            region = scale_region(*self.valid_region, tuple(x.shape[-2:]))
+        return region
+
+    # -------------------------------------------------------------- coefficients
+    def coefficients(self, x: torch.Tensor, region: Region = None) -> torch.Tensor:
+        """``(N, K, J, C)`` coefficients of an ``(N, C, H, W)`` input (offsets included)."""
+        z = self.fc2(torch.relu_(self.fc1(_pool(x, region))))
+        # 2 act_max (relu6(z + 3) / 6 - 0.5) + offset == act_max / 3 * clamp(z, -3, 3) + offset
+        coef = torch.add(self.offsets.to(z.dtype), F.hardtanh(z, -3.0, 3.0), alpha=self.act_max / 3)
+        return coef.view(-1, self.num_branches, self.num_shifts, self.channels)
+
+    def _reference_coefficients(self, x: torch.Tensor, region: Region) -> List[torch.Tensor]:
+        n = x.shape[0]
+        y = self.fc2(F.relu(self.fc1(_pool(x, region))))
+        y = F.relu6(y + 3) / 6
+        y = (y - 0.5) * (2 * self.act_max)
+        parts = torch.split(y.view(n, -1, 1, 1), self.channels, dim=1)  # (k, j) order
+        return [part + offset for part, offset in zip(parts, (v for row in self.init_offsets for v in row))]
+
+    # -------------------------------------------------------------- forward
+    def forward(self, x: torch.Tensor, region: Region = None) -> torch.Tensor:
+        """Map ``(N, C, H, W)`` to ``(N, C, H, W)``; ``region``: see the class note."""
+        if self.implementation == 'reference':
+            return self.forward_reference(x, region)
+        region = self._region(x, region)
+        params = (self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, self.offsets)
+        if (torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params))
+                and not torch.jit.is_tracing()):
+            # one autograd node, computing in the input's dtype (also under autocast)
+            if any(p.dtype != x.dtype for p in params):
+                params = tuple(p.to(x.dtype) for p in params)
+            args = (x, *params, self.act_max / 3, self.index, region, self.num_branches)
+            if torch.is_autocast_enabled(x.device.type):
+                with torch.autocast(x.device.type, enabled=False):
+                    return _DynamicShiftMaxFunction.apply(*args)
+            return _DynamicShiftMaxFunction.apply(*args)
+        # (J, K, N, C, 1, 1), contiguous: the broadcast products then run at full speed
+        coef = self.coefficients(x, region).permute(2, 1, 0, 3).contiguous()[..., None, None]
+        return _max(_branches(x, coef, self.index)[0])
+
+    def forward_reference(self, x: torch.Tensor, region: Region = None) -> torch.Tensor:
+        """The official formulation, step by step (gather, broadcast products, sums, ``torch.max``)."""
+        coef = self._reference_coefficients(x, self._region(x, region))
+        sources = [x] + [x[:, self.index[j], :, :] for j in range(self.num_shifts - 1)]
+        branches = []
+        for k in range(self.num_branches):
+            terms = [sources[j] * coef[k * self.num_shifts + j] for j in range(self.num_shifts)]
+            branch = terms[0]
+            for term in terms[1:]:
+                branch = branch + term
+            branches.append(branch)
+        if self.num_branches == 1:
+            return branches[0]
+        if self.num_branches == 2:
+            return torch.max(branches[0], branches[1])
+        return torch.stack(branches).amax(0)
+
+    def elementwise_macs(self, output: torch.Tensor) -> int:
+        """Multiply-adds of the coefficient mixing (``J K`` per output element); see ``mmlight.utils.complexity``."""
+        return output.numel() * self.num_branches * self.num_shifts
+
+    def extra_repr(self) -> str:
+        return (f'{self.channels}, groups={self.groups}, K={self.num_branches}, J={self.num_shifts}, '
+                f'squeeze={self.squeeze_channels}, act_max={self.act_max}, init_offsets={self.init_offsets}, '
+                f'shift={self.shift!r}, implementation={self.implementation!r}')
+
+
+def dynamic_shift_max_layers(module: nn.Module) -> Iterator[DynamicShiftMax]:
+    """Every :class:`DynamicShiftMax` in ``module``."""
+    return (m for m in module.modules() if isinstance(m, DynamicShiftMax))
+
+
+@contextmanager
+def dynamic_shift_max_region(module: nn.Module, valid_hw: torch.Tensor, input_hw: Tuple[int, int]):
+    """Pool every Dynamic Shift-Max context of ``module`` over each sample's valid region while the block runs.
+
+    Args:
+        module (nn.Module): A model (or layer) holding :class:`DynamicShiftMax` layers.
+        valid_hw (Tensor): ``(N, 2)`` valid (unpadded) height and width of each sample in the network input.
+        input_hw (tuple[int, int]): ``(H, W)`` of the (padded) network input.
+
+    Padding is assumed at the bottom and right (mmdet's ``DetDataPreprocessor``); a layer whose input is
+    ``H_l x W_l`` pools its first ``ceil(h_i H_l / H)`` rows and ``ceil(w_i W_l / W)`` columns
+    (:func:`scale_region`).
+    """
+    valid_hw = torch.as_tensor(valid_hw)
+    if valid_hw.dim() != 2 or valid_hw.shape[1] != 2:
+        raise ValueError(f'valid_hw must be an (N, 2) tensor of heights and widths, got shape {tuple(valid_hw.shape)}')
+    region = (valid_hw, (int(input_hw[0]), int(input_hw[1])))
+    layers = list(dynamic_shift_max_layers(module))
+    for layer in layers:
+        layer.valid_region = region
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.valid_region = None
+
+
+class ChannelShuffles(nn.Module):
+    """A sequence of ShuffleNet channel shuffles (``shuffles``: group counts, in order) applied as one gather.
+
+    Note:
+        ``forward`` maps ``(N, C, H, W)`` to ``(N, C, H, W)``.
+    """
+
+    def __init__(self, channels: int, shuffles: Sequence[int]) -> None:
+        super().__init__()
+        self.channels = to_int(channels, 'channels', 1)
+        self.shuffles = tuple(to_int(g, 'shuffles', 1) for g in shuffles)
+        self.register_buffer('index', torch.tensor(shuffle_permutation(self.channels, self.shuffles)),
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(N, C, H, W)`` to ``(N, C, H, W)``."""
+        return x.index_select(1, self.index)
+
+    def extra_repr(self) -> str:
+        return f'{self.channels}, shuffles={self.shuffles}'
