@@ -19,10 +19,8 @@ call, then timed calls) so machine drift hits all alike. Nothing here is a test;
 """
 import argparse
 import os.path as osp
-import statistics
 import sys
-import time
-from typing import Callable, List
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -30,30 +28,10 @@ from torch import nn
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 from mmlight.layers import DCDConv2d  # noqa: E402
-
-
-def _sync(device: str) -> None:
-    if device == 'cuda':
-        torch.cuda.synchronize()
-
-
-def paired_latency(fns: List[Callable[[], object]], device: str, repeats: int, rounds: int = 4) -> List[float]:
-    """Median seconds per call of each function, the functions taking turns in ``rounds`` blocks."""
-    rounds = min(rounds, repeats)
-    per_round = max(1, -(-repeats // rounds))
-    times: List[List[float]] = [[] for _ in fns]
-    for _ in range(rounds):
-        for i, fn in enumerate(fns):
-            fn()  # warm-up of the block
-            _sync(device)
-            for _ in range(per_round):
-                start = time.perf_counter()
-                fn()
-                _sync(device)
-                times[i].append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times]
+from bench_compconv import paired_latency  # noqa: E402
 
 
 def _folded(norm: nn.Module):
