@@ -32,16 +32,19 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def paired_latency(fns: List[Callable[[], object]], device: str, repeats: int, rounds: int = 4) -> List[float]:
+def paired_latency(fns: List[Callable[[], object]], device: str, repeats: int, rounds: int = 4,
+                   no_grad: bool = True) -> List[float]:
     """Median seconds per call of each function.
 
     The functions take turns in ``rounds`` blocks (one untimed call, then ``repeats / rounds`` timed calls each),
     so drift of the machine hits all of them alike while each block runs in its own steady state (alternating
     single calls makes the allocator page-fault on every call and penalises whichever allocates most).
+    ``no_grad=False`` for functions that run a backward pass.
     """
+    rounds = min(rounds, repeats)
     per_round = max(1, -(-repeats // rounds))
     times: List[List[float]] = [[] for _ in fns]
-    with torch.no_grad():
+    with torch.set_grad_enabled(not no_grad):
         for _ in range(rounds):
             for i, fn in enumerate(fns):
                 fn()

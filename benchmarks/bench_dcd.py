@@ -100,7 +100,7 @@ def bench_layers(device: str, repeats: int, channels_list, sizes, batches) -> No
                     x = torch.randn(batch, channels, size, size, device=device, requires_grad=backward)
                     fns = [_step(static, x, backward), _step(dcd, x, backward),
                            _step(lambda t: naive_synthesis(dcd, t), x, backward)]
-                    t_static, t_dcd, t_naive = paired_latency(fns, device, repeats)
+                    t_static, t_dcd, t_naive = paired_latency(fns, device, repeats, no_grad=False)
                     print(f'| {channels} | {size}² | {batch} | {"fwd+bwd" if backward else "fwd"} | '
                           f'{t_static * 1e3:.2f} | {t_dcd * 1e3:.2f} | {t_naive * 1e3:.2f} | '
                           f'{t_dcd / t_static:.2f} | {t_naive / t_dcd:.2f} |')
@@ -129,7 +129,7 @@ def bench_models(device: str, repeats: int, hw) -> None:
         xb = x.clone().requires_grad_(backward)
         fns = [_step(lambda t: sum(o.sum() for o in base(t)), xb, backward),
                _step(lambda t: sum(o.sum() for o in dcd(t)), xb, backward)]
-        t_base, t_dcd = paired_latency(fns, device, repeats)
+        t_base, t_dcd = paired_latency(fns, device, repeats, no_grad=False)
         print(f'| backbone | {params(base):.2f} -> {params(dcd):.2f} | {"fwd+bwd" if backward else "fwd"} | '
               f'{t_base * 1e3:.1f} | {t_dcd * 1e3:.1f} | {t_dcd / t_base:.2f} |')
     del base, dcd
@@ -144,7 +144,7 @@ def bench_models(device: str, repeats: int, hw) -> None:
         cfg.model.backbone.init_cfg = None
         detectors.append(MODELS.build(cfg.model).to(device).eval())
     fns = [_step(lambda t, d=d: d(t, mode='tensor'), x, False) for d in detectors]
-    t_base, t_dcd = paired_latency(fns, device, repeats)
+    t_base, t_dcd = paired_latency(fns, device, repeats, no_grad=False)
     print(f'| RetinaNet | {params(detectors[0]):.2f} -> {params(detectors[1]):.2f} | fwd (tensor) | '
           f'{t_base * 1e3:.1f} | {t_dcd * 1e3:.1f} | {t_dcd / t_base:.2f} |')
 

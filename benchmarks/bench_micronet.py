@@ -76,7 +76,7 @@ def bench_layers(device: str, repeats: int, shapes) -> None:
             torch.testing.assert_close(fast(x), ref(x), rtol=1e-5, atol=1e-5)
         for name, make in (('forward', forward_fn), ('fwd+bwd', train_fn)):
             fns = [make(m, x) for m in (ref, fast, relu6, conv)]
-            t_ref, t_fast, t_relu, t_conv = paired_latency(fns, device, repeats)
+            t_ref, t_fast, t_relu, t_conv = paired_latency(fns, device, repeats, no_grad=False)
             print(f'| {b} | {c} | {h} | {g} | {name} | {t_ref * 1e3:.3f} | {t_fast * 1e3:.3f} | '
                   f'{t_ref / t_fast:.2f}x | {t_relu * 1e3:.3f} | {t_conv * 1e3:.3f} | {t_ref / t_relu:.1f} | '
                   f'{t_ref / t_conv:.2f} |')
@@ -105,7 +105,7 @@ def bench_models(device: str, repeats: int, archs, cases: List[Tuple[int, int, i
             for label, make in (('forward', forward_fn), ('fwd+bwd', train_fn)):
                 runs = max(3, repeats // 4) if h * w * batch > 224 * 224 * 8 else repeats
                 fns = [make(model, x)] + ([make(reference, x)] if reference is not None else [])
-                times = paired_latency(fns, device, runs)
+                times = paired_latency(fns, device, runs, no_grad=False)
                 other = f'{times[1] * 1e3:.1f} | {times[1] / times[0]:.2f}x' if reference is not None else '- | -'
                 print(f'| {name} | {format_count(figures["params"])} | {format_count(figures["macs"])} | '
                       f'{batch}x{h}x{w} | {label} | {times[0] * 1e3:.1f} | {other} |')
