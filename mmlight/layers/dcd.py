@@ -49,7 +49,6 @@ checkpoints load their static kernels; the dynamic part adds ``fc_squeeze``, ``f
 ``q`` is registered right before ``norm_q`` (which directly follows it in the computation) and ``norm_phi`` before
 ``p``, so mmcv's ``fuse_conv_bn`` fuses only the correct pair.
 """
-import contextlib
 import math
 from typing import Callable, Iterator, Optional, Tuple, Union
 
@@ -57,7 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .utils import IntPair, conv2d_macs, to_int, to_pair
+from .utils import IntPair, conv2d_macs, to_int, to_pair, valid_region
 
 NormFactory = Callable[[int], nn.Module]
 
@@ -394,47 +393,10 @@ def dcd_layers(module: nn.Module) -> Iterator[DCDConv2d]:
     return (m for m in module.modules() if isinstance(m, DCDConv2d) and m.dynamic)
 
 
-@contextlib.contextmanager
 def dcd_valid_region(module: nn.Module, valid_hw: torch.Tensor, input_hw: Tuple[int, int]):
-    """Pool every DCD context of ``module`` over each sample's valid region while the block runs.
-
-    Args:
-        module (nn.Module): A model (or layer) holding :class:`DCDConv2d` layers.
-        valid_hw (Tensor): ``(N, 2)`` valid (unpadded) height and width of each sample in the network input.
-        input_hw (tuple[int, int]): ``(H, W)`` of the (padded) network input.
-
-    Padding is assumed at the bottom and right (mmdet's ``DetDataPreprocessor``); a layer whose input is
-    ``H_l x W_l`` pools the first ``ceil(h_i H_l / H)`` rows and ``ceil(w_i W_l / W)`` columns.
-    """
-    valid_hw = torch.as_tensor(valid_hw)
-    if valid_hw.dim() != 2 or valid_hw.shape[1] != 2:
-        raise ValueError(f'valid_hw must be an (N, 2) tensor of heights and widths, got shape {tuple(valid_hw.shape)}')
-    region = (valid_hw, (int(input_hw[0]), int(input_hw[1])))
-    layers = list(dcd_layers(module))
-    for layer in layers:
-        layer.valid_region = region
-    try:
-        yield
-    finally:
-        for layer in layers:
-            layer.valid_region = None
-
-
-def zero_padding_extent(x: torch.Tensor) -> torch.Tensor:
-    """``(N, 2)`` height and width of each sample without its trailing all-zero rows and columns.
-
-    mmdet's ``DetDataPreprocessor`` normalises each image and then pads the batch at the bottom and right with
-    zeros, so for it this is the valid size of every image (an image whose own last rows are exactly zero in
-    every channel after normalisation would be measured smaller). An all-zero sample counts as full size.
-    """
-    nonzero = x.detach().ne(0).any(1)  # (N, H, W)
-    sizes = []
-    for dim, full in ((2, x.shape[2]), (1, x.shape[3])):
-        present = nonzero.any(dim)  # (N, H) rows / (N, W) columns with a nonzero value
-        index = torch.arange(1, full + 1, device=x.device)
-        extent = (present * index).amax(1)
-        sizes.append(torch.where(extent > 0, extent, torch.full_like(extent, full)))
-    return torch.stack(sizes, 1)
+    """Pool every DCD context of ``module`` over each sample's valid region while the block runs
+    (:func:`mmlight.layers.utils.valid_region` over :func:`dcd_layers`)."""
+    return valid_region(dcd_layers(module), valid_hw, input_hw)
 
 
 def dcd_macs(layer: DCDConv2d, out_hw: Tuple[int, int]) -> int:

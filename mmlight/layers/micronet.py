@@ -13,14 +13,14 @@
 Pure PyTorch; the backbone (``mmlight.models.backbones.micronet``) assembles them into MicroNet-M0..M3.
 """
 import math
-from contextlib import contextmanager
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .utils import IntPair, check_divisible, interleave_permutation, make_divisible, to_int, to_pair
+from .utils import (IntPair, check_divisible, interleave_permutation, make_divisible, to_int, to_pair,
+                    valid_region)
 
 LayerFactory = Callable[[int], nn.Module]
 #: ``(rows, columns)`` of the valid (unpadded) top-left region of every sample, an ``(N, 2)`` integer tensor.
@@ -570,31 +570,11 @@ def dynamic_shift_max_layers(module: nn.Module) -> Iterator[DynamicShiftMax]:
     return (m for m in module.modules() if isinstance(m, DynamicShiftMax))
 
 
-@contextmanager
 def dynamic_shift_max_region(module: nn.Module, valid_hw: torch.Tensor, input_hw: Tuple[int, int]):
-    """Pool every Dynamic Shift-Max context of ``module`` over each sample's valid region while the block runs.
-
-    Args:
-        module (nn.Module): A model (or layer) holding :class:`DynamicShiftMax` layers.
-        valid_hw (Tensor): ``(N, 2)`` valid (unpadded) height and width of each sample in the network input.
-        input_hw (tuple[int, int]): ``(H, W)`` of the (padded) network input.
-
-    Padding is assumed at the bottom and right (mmdet's ``DetDataPreprocessor``); a layer whose input is
-    ``H_l x W_l`` pools its first ``ceil(h_i H_l / H)`` rows and ``ceil(w_i W_l / W)`` columns
-    (:func:`scale_region`).
-    """
-    valid_hw = torch.as_tensor(valid_hw)
-    if valid_hw.dim() != 2 or valid_hw.shape[1] != 2:
-        raise ValueError(f'valid_hw must be an (N, 2) tensor of heights and widths, got shape {tuple(valid_hw.shape)}')
-    region = (valid_hw, (int(input_hw[0]), int(input_hw[1])))
-    layers = list(dynamic_shift_max_layers(module))
-    for layer in layers:
-        layer.valid_region = region
-    try:
-        yield
-    finally:
-        for layer in layers:
-            layer.valid_region = None
+    """Pool every Dynamic Shift-Max context of ``module`` over each sample's valid region while the block runs
+    (:func:`mmlight.layers.utils.valid_region` over :func:`dynamic_shift_max_layers`; sizes per layer by
+    :func:`scale_region`)."""
+    return valid_region(dynamic_shift_max_layers(module), valid_hw, input_hw)
 
 
 class ChannelShuffles(nn.Module):

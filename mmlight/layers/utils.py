@@ -6,10 +6,12 @@
   fused concatenate-and-shuffle :func:`interleave_concat`;
 * cost: :func:`conv2d_macs`, the dense-convolution MAC formula the compact layers are measured against.
 """
+import contextlib
 import numbers
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
+from torch import nn
 
 IntPair = Union[int, Tuple[int, int]]
 
@@ -214,3 +216,48 @@ def interleave_concat(parts: Sequence[torch.Tensor], unit: int,
         if width % unit:
             raise ValueError(f'every part but the last needs a multiple of {unit} channels, part {index} has {width}')
     return _InterleaveConcat.apply(unit, widths, *parts)
+
+
+# ---------------------------------------------------------------- padding-aware context pooling (DCD, Dynamic Shift-Max)
+def zero_padding_extent(x: torch.Tensor) -> torch.Tensor:
+    """``(N, 2)`` height and width of each sample without its trailing all-zero rows and columns.
+
+    mmdet's ``DetDataPreprocessor`` normalises each image and then pads the batch at the bottom and right with
+    zeros, so for it this is the valid size of every image (an image whose own last rows are exactly zero in
+    every channel after normalisation would be measured smaller). An all-zero sample counts as full size.
+    """
+    nonzero = x.detach().ne(0).any(1)  # (N, H, W)
+    sizes = []
+    for dim, full in ((2, x.shape[2]), (1, x.shape[3])):
+        present = nonzero.any(dim)  # (N, H) rows / (N, W) columns with a nonzero value
+        index = torch.arange(1, full + 1, device=x.device)
+        extent = (present * index).amax(1)
+        sizes.append(torch.where(extent > 0, extent, torch.full_like(extent, full)))
+    return torch.stack(sizes, 1)
+
+
+@contextlib.contextmanager
+def valid_region(layers: Iterable[nn.Module], valid_hw: torch.Tensor, input_hw: Tuple[int, int]) -> Iterator[None]:
+    """While the block runs, set ``valid_region = (valid_hw, input_hw)`` on every layer of ``layers``.
+
+    The dynamic layers (DCD, Dynamic Shift-Max) then pool their context over each sample's valid region: padding is
+    assumed at the bottom and right (mmdet's ``DetDataPreprocessor``), and a layer whose input is ``H_l x W_l``
+    pools the first ``ceil(h_i H_l / H)`` rows and ``ceil(w_i W_l / W)`` columns.
+
+    Args:
+        layers: The layers to set (e.g. ``dcd_layers(model)``).
+        valid_hw (Tensor): ``(N, 2)`` valid (unpadded) height and width of each sample in the network input.
+        input_hw (tuple[int, int]): ``(H, W)`` of the (padded) network input.
+    """
+    valid_hw = torch.as_tensor(valid_hw)
+    if valid_hw.dim() != 2 or valid_hw.shape[1] != 2:
+        raise ValueError(f'valid_hw must be an (N, 2) tensor of heights and widths, got shape {tuple(valid_hw.shape)}')
+    region = (valid_hw, (int(input_hw[0]), int(input_hw[1])))
+    layers = list(layers)
+    for layer in layers:
+        layer.valid_region = region
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.valid_region = None
