@@ -1,4 +1,5 @@
-"""Evaluate a checkpoint with an mmlight config (COCO mAP): mmdet's tools/test.py, with mmlight registered.
+"""Evaluate a checkpoint with an mmlight config (COCO mAP, or top-1/top-5 for the ImageNet classification configs):
+mmdet's tools/test.py, with mmlight registered.
 
 Usage: python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--show] [--show-dir DIR]
        [--tta] [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}] [--local-rank N]
@@ -19,6 +20,7 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from mmdet.engine.hooks.utils import trigger_visualization_hook  # noqa: E402
 from mmdet.evaluation import DumpDetResults  # noqa: E402
+from mmengine.evaluator import DumpResults  # noqa: E402
 from mmdet.utils import setup_cache_size_limit_of_dynamo  # noqa: E402
 
 from mmlight.utils.checkpoint import UnsafeCheckpointError  # noqa: E402
@@ -60,6 +62,11 @@ def main() -> None:
         sys.exit(f'error: checkpoint {args.checkpoint} not found')
     cfg.load_from = args.checkpoint
 
+    classifier = cfg.model.get('type') == 'LightClassifier'
+    if classifier and (args.show or args.show_dir or args.tta):
+        sys.exit('error: --show, --show-dir and --tta are for detection configs; '
+                 f'{args.config} is an ImageNet classification config (it reports top-1/top-5 accuracy)')
+
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
 
@@ -77,7 +84,8 @@ def main() -> None:
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
 
     if args.out is not None:
-        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
+        dump = DumpResults if classifier else DumpDetResults
+        runner.test_evaluator.metrics.append(dump(out_file_path=args.out))
 
     try:
         runner.test()

@@ -1,4 +1,5 @@
-"""Train a detector with an mmlight config: mmdet's tools/train.py, with mmlight registered.
+"""Train a detector or an ImageNet classifier with an mmlight config: mmdet's tools/train.py, with mmlight
+registered.
 
 Usage: python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr]
        [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}] [--local-rank N]
@@ -21,7 +22,8 @@ from mmengine.runner import Runner  # noqa: E402
 from mmdet.utils import setup_cache_size_limit_of_dynamo  # noqa: E402
 
 from mmlight.utils.checkpoint import UnsafeCheckpointError  # noqa: E402
-from mmlight.utils.data_check import check_backbone_init, check_dataset_files  # noqa: E402
+from mmlight.utils.data_check import (check_backbone_checkpoint_keys, check_backbone_init,  # noqa: E402
+                                     check_dataset_files)
 from mmlight.utils.tools import load_tool_config  # noqa: E402
 
 
@@ -83,6 +85,11 @@ def main() -> None:
         sys.exit(f'error: {error}')
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    try:
+        if not cfg.get('resume'):  # a resumed run restores every weight from its own checkpoint
+            check_backbone_checkpoint_keys(runner.model, cfg)
+    except (ValueError, UnsafeCheckpointError) as error:
+        sys.exit(f'error: {error}')
     try:
         runner.train()
     except UnsafeCheckpointError as error:

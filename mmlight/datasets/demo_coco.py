@@ -66,7 +66,7 @@ def _draw_object(draw: ImageDraw.ImageDraw, label: int, box: Tuple[int, int, int
         draw.rectangle([x0, y0 + (h - th) // 2, x1 - 1, y0 + (h + th) // 2 - 1], fill=colour)
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+def background(rng: np.random.Generator, size: int) -> np.ndarray:
     """A smooth colour gradient with mild noise: low-contrast clutter the detector must ignore."""
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) / size
     corners = rng.uniform(90, 200, size=(4, 3)).astype(np.float32)
@@ -85,7 +85,7 @@ def _overlaps(box: Tuple[int, int, int, int], others: List[Tuple[int, int, int, 
 
 def _make_image(rng: np.random.Generator, spec: DemoSpec) -> Tuple[Image.Image, List[Dict]]:
     size = spec.image_size
-    image = Image.fromarray(_background(rng, size))
+    image = Image.fromarray(background(rng, size))
     draw = ImageDraw.Draw(image)
     boxes: List[Tuple[int, int, int, int]] = []
     objects = []

@@ -1,7 +1,7 @@
 """Pure-PyTorch layers, one module per method, and the channel utilities they share (no OpenMMLab imports)."""
 from .compconv import (CompConv2d, CompConv128, adaptive_depth, compconv_macs, compconv_params,
                        primary_channels)
-from .dcd import DCDConv2d, dcd_layers, dcd_macs, dcd_valid_region, latent_dim_by_rule, mobilenetv2_latent_dim
+from .dcd import DCDConv2d, DCDLinear, dcd_layers, dcd_macs, dcd_valid_region, latent_dim_by_rule, mobilenetv2_latent_dim
 from .depthwise_separable import DepthwiseSeparableConv2d
 from .fire import Fire
 from .igc import IGCConv2d, allowed_primary_groups, allowed_secondary_groups, igc_params, igc_partitions
@@ -15,7 +15,7 @@ from .xception import XceptionBlock
 
 __all__ = [
     'CompConv2d', 'CompConv128', 'adaptive_depth', 'compconv_macs', 'compconv_params', 'primary_channels',
-    'DCDConv2d', 'dcd_layers', 'dcd_macs', 'dcd_valid_region', 'latent_dim_by_rule', 'mobilenetv2_latent_dim',
+    'DCDConv2d', 'DCDLinear', 'dcd_layers', 'dcd_macs', 'dcd_valid_region', 'latent_dim_by_rule', 'mobilenetv2_latent_dim',
     'zero_padding_extent', 'valid_region',
     'IGCConv2d', 'allowed_primary_groups', 'allowed_secondary_groups', 'igc_params', 'igc_partitions',
     'DepthwiseSeparableConv2d', 'channel_shuffle', 'check_divisible', 'conv2d_macs', 'interleave_concat',

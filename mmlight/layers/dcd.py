@@ -418,3 +418,71 @@ def dcd_macs(layer: DCDConv2d, out_hw: Tuple[int, int]) -> int:
         macs += s * lat * lat // layer.phi_blocks
         macs += hw * (layer.in_channels * lat + lat * lat // layer.phi_blocks + lat * layer.out_channels)
     return macs
+
+
+class DCDLinear(nn.Module):
+    """Dynamic linear layer by decomposition: DCD's dynamic classifier (the official ``DYCls``).
+
+    ``y = Lambda(x) * (W0 x + b) + P (BN(Phi(x) BN(Q x)) + BN(Q x))`` for a pooled feature vector ``x``, with the
+    context taken from ``x`` itself: ``h = SE(fc_squeeze(x))``, ``Lambda = hsigmoid(fc_scale(h))`` (per output, in
+    ``[0, 2]``, scaling the bias too, as the official code does) and ``Phi = fc_phi(h)`` viewed ``L x L``
+    (row-major), ``hsigmoid(t) = relu6(t + 3) / 3``.
+
+    Args:
+        in_features (int): Input width.
+        out_features (int): Output width (classes).
+        latent_dim (int): ``L``, the width of ``Q``, ``Phi`` and ``P``. Default: 32 (the official value).
+        squeeze (int): Width of the context MLP. Default: 32 (the official value).
+
+    Note:
+        ``forward`` maps ``(N, in_features)`` to ``(N, out_features)``; the two BatchNorm1d need ``N > 1`` in
+        training. Parameters (official key -> ours): ``cls`` -> ``weight``/``bias``, ``cls_q`` -> ``q``, ``cls_p`` ->
+        ``p``, ``fc.0`` -> ``fc_squeeze``, ``fc.1.fc.0`` -> ``fc_se``, ``fc_phi``, ``fc_scale``, ``bn1`` ->
+        ``norm_q``, ``bn2`` -> ``norm_phi``.
+    """
+
+    def __init__(self, in_features: int, out_features: int, latent_dim: int = 32, squeeze: int = 32) -> None:
+        super().__init__()
+        for name, value in (('in_features', in_features), ('out_features', out_features),
+                            ('latent_dim', latent_dim), ('squeeze', squeeze)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f'{name} must be a positive int, got {value!r}')
+        self.in_features, self.out_features, self.latent_dim, self.squeeze = (in_features, out_features,
+                                                                               latent_dim, squeeze)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(out_features))
+        self.q = nn.Linear(in_features, latent_dim, bias=False)
+        self.p = nn.Linear(latent_dim, out_features, bias=False)
+        self.fc_squeeze = nn.Linear(in_features, squeeze, bias=False)
+        self.fc_se = nn.Linear(squeeze, squeeze, bias=False)
+        self.fc_phi = nn.Linear(squeeze, latent_dim * latent_dim, bias=False)
+        self.fc_scale = nn.Linear(squeeze, out_features, bias=False)
+        self.norm_q = nn.BatchNorm1d(latent_dim)
+        self.norm_phi = nn.BatchNorm1d(latent_dim)
+        self.reset_parameters()
+
+    def reset_parameters(self, std: float = 0.01) -> None:
+        """Every linear ``N(0, std)`` with a zero bias (the official MobileNetV2 init; 0.01 by default), norms
+        weight 1 and bias 0."""
+        nn.init.normal_(self.weight, 0, std)
+        nn.init.zeros_(self.bias)
+        for module in self.children():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, 0, std)
+            else:
+                module.reset_parameters()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f'DCDLinear expects (N, {self.in_features}) inputs, got {tuple(x.shape)}')
+        h = self.fc_squeeze(x)
+        h = h * hard_sigmoid_2(self.fc_se(h))
+        phi = self.fc_phi(h).view(-1, self.latent_dim, self.latent_dim)
+        scale = hard_sigmoid_2(self.fc_scale(h))
+        z = self.norm_q(self.q(x))
+        z = self.norm_phi(torch.bmm(phi, z[:, :, None])[:, :, 0]) + z
+        return torch.addmm(self.bias, x, self.weight.t()) * scale + self.p(z)
+
+    def extra_repr(self) -> str:
+        return (f'in_features={self.in_features}, out_features={self.out_features}, latent_dim={self.latent_dim}, '
+                f'squeeze={self.squeeze}')

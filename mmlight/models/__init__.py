@@ -1,6 +1,8 @@
-"""OpenMMLab side of mmlight: conv-layer registrations (root ``MODELS``) and backbones (mmdet's ``MODELS``)."""
+"""OpenMMLab side of mmlight: conv-layer registrations (root ``MODELS``), backbones and the classifier (mmdet's
+``MODELS``)."""
 from . import backbones, conv_layers  # noqa: F401  (importing registers)
 from .backbones import *  # noqa: F401,F403
+from .classifier import DCDClsHead, LightClassifier, LinearClsHead
 from .conv_layers import CONV_LAYERS
 
-__all__ = ['CONV_LAYERS'] + backbones.__all__
+__all__ = ['CONV_LAYERS', 'DCDClsHead', 'LightClassifier', 'LinearClsHead'] + backbones.__all__

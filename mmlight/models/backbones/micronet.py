@@ -75,8 +75,10 @@ ACT_MAX = 2.0
 REDUCTION = 8
 
 
+@MODELS.register_module()
 class MicroNetHead(nn.Module):
-    """The official ImageNet classifier of MicroNet (not part of the detection backbone).
+    """The official ImageNet classifier of MicroNet (not part of the detection backbone); the head of MicroNet's
+    ImageNet configs (``LightClassifier``).
 
     ReLU6 -> global average -> h-swish -> Linear(C, hidden) + BN1d + h-swish -> Dropout -> Linear(hidden, classes)
     + BN1d + h-swish (the released models end in h-swish of the logits).
@@ -98,6 +100,15 @@ class MicroNetHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc2 = nn.Linear(hidden_channels, num_classes)
         self.norm2 = nn.BatchNorm1d(num_classes)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The official init: linears N(0, 0.01) with zero bias, BN weight 1 and bias 0."""
+        for fc in (self.fc1, self.fc2):
+            nn.init.normal_(fc.weight, 0, 0.01)
+            nn.init.zeros_(fc.bias)
+        for norm in (self.norm1, self.norm2):
+            norm.reset_parameters()
 
     @classmethod
     def from_arch(cls, arch: str, num_classes: int = 1000, with_final_expansion: bool = True) -> 'MicroNetHead':

@@ -1,0 +1,4 @@
+"""Metrics (registered in mmdet's ``METRICS``)."""
+from .accuracy import Accuracy
+
+__all__ = ['Accuracy']
