@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from conftest import REPO
-from mmlight.layers import (DCDConv2d, dcd_layers, dcd_macs, dcd_valid_region, latent_dim_by_rule,
+from mmlight.layers import (DCDConv2d, DCDLinear, dcd_layers, dcd_macs, dcd_valid_region, latent_dim_by_rule,
                             zero_padding_extent)
 from mmlight.models.backbones import DCDMobileNetV2, DCDResNet
 
@@ -680,7 +680,16 @@ def test_converter_maps_every_official_key(family, shapes_of, arg, cls, kwargs):
     checkpoint = checkpoint_from(shapes)
     result = converter.convert(checkpoint)  # architecture, width and squeeze ratio inferred
     assert result.backbone == dict(type=cls.__name__, **kwargs)
-    assert sorted(result.dropped) == sorted(k for k in shapes if k.startswith('classifier.'))
+    # the DYCls lands in DCDClsHead's dynamic linear, every key, values in place
+    head_prefix = next(k for k in shapes if k.startswith('classifier.')).split('.')[1]
+    inp = shapes[f'classifier.{head_prefix}.cls.weight'][1]
+    head = DCDLinear(inp, 1000)
+    head.load_state_dict(result.head, strict=True)
+    src_head = {k[len('module.'):]: v for k, v in checkpoint['state_dict'].items() if 'classifier.' in k}
+    for key, new in (('cls.bias', 'bias'), ('cls_q.weight', 'q.weight'), ('cls_p.weight', 'p.weight'),
+                     ('fc.0.weight', 'fc_squeeze.weight'), ('fc.1.fc.0.weight', 'fc_se.weight'),
+                     ('bn1.running_var', 'norm_q.running_var'), ('bn2.running_mean', 'norm_phi.running_mean')):
+        assert torch.equal(head.state_dict()[new], src_head[f'classifier.{head_prefix}.{key}']), key
     model = cls(**kwargs)
     model.load_state_dict(result.state_dict, strict=True)  # every backbone tensor, nothing else
     # the official backbone has exactly our parameters: same count, and no parameter is left out
@@ -727,10 +736,17 @@ def test_converter_cli_writes_a_checkpoint_the_backbone_loads(tmp_path):
     src, dst = str(tmp_path / 'resnet18_dcd.pth.tar'), str(tmp_path / 'converted.pth')
     torch.save(checkpoint, src)
     assert converter.main([src, dst]) == 0
-    model = DCDResNet(18, init_cfg=dict(type='Pretrained', checkpoint=dst))
+    model = DCDResNet(18, init_cfg=dict(type='Pretrained', checkpoint=dst, prefix='backbone.'))
     model.init_weights()
     torch.testing.assert_close(model.layer4[1].conv2.fc_scale.weight,
                                checkpoint['state_dict']['module.layer4.1.conv2.fc_scale.weight'])
+    # the whole file is a LightClassifier state dict: backbone + DCDClsHead, nothing missing or extra
+    from mmlight.models import LightClassifier
+    classifier = LightClassifier(backbone=dict(type='DCDResNet', depth=18, out_indices=(3, )),
+                                 head=dict(type='DCDClsHead', in_channels=512, num_classes=1000, dropout=0.1))
+    classifier.load_state_dict(torch.load(dst, weights_only=True)['state_dict'], strict=True)
+    torch.testing.assert_close(classifier.head.fc.fc_phi.weight,
+                               checkpoint['state_dict']['module.classifier.1.fc_phi.weight'])
     bad = {'state_dict': {**checkpoint['state_dict'], 'module.fc.weight': torch.zeros(2)}}
     torch.save(bad, src)
     assert converter.main([src, str(tmp_path / 'never.pth')]) == 1

@@ -30,5 +30,5 @@ model = dict(
         frozen_stages=1,
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=True,
-        init_cfg=dict(type='Pretrained', checkpoint=backbone_checkpoint)),
+        init_cfg=dict(type='Pretrained', checkpoint=backbone_checkpoint, prefix='backbone.')),
     neck=dict(in_channels=[256, 512, 1024, 2048]))

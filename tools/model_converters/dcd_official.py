@@ -1,4 +1,4 @@
-"""Convert the official DCD ImageNet checkpoints (liyunsheng13/dcd) to mmlight's DCD backbones.
+"""Convert the official DCD ImageNet checkpoints (liyunsheng13/dcd) to mmlight's DCD classifier.
 
 Usage::
 
@@ -7,13 +7,14 @@ Usage::
 ``SRC`` is a checkpoint of the official ``resnet{18,34,50,101}_dcd`` or ``mobilenetv2_dcd`` (a plain state dict or a
 dict with ``'state_dict'``, keys possibly prefixed ``module.``, as the official ``main.py`` saves them). The
 architecture, depth, width and squeeze ratio are read off the keys and shapes unless given. ``DST`` gets
-``{'state_dict': ..., 'meta': ...}`` for ``init_cfg=dict(type='Pretrained', checkpoint=DST)`` of
-``DCDResNet``/``DCDMobileNetV2``.
+``{'state_dict': ..., 'meta': ...}`` in the layout of mmlight's ``LightClassifier``: the backbone under
+``backbone.`` (for ``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')`` of
+``DCDResNet``/``DCDMobileNetV2``) and the official ``DYCls`` classifier (``classifier.0.*`` or ``classifier.1.*``
+after a dropout) under ``head.fc.`` (``DCDClsHead``), so ``tools/test.py configs/imagenet/dcd-*_in1k.py DST``
+evaluates the released model.
 
-Every source key is either mapped to a backbone key of the same shape or, for the classifier (``classifier.*``,
-the official ``DYCls`` head, which is not part of a detection backbone), listed as dropped. Anything else (an
-unmatched source key, a shape mismatch, a backbone key left without a value) stops the conversion with every
-offending key named, and nothing is written.
+Every source key must map onto a key of the same shape and every target key must get a value; otherwise nothing is
+written, the exit status is 1 and every unmatched source key, shape mismatch and key left without a value is listed.
 """
 import argparse
 import re
@@ -47,10 +48,18 @@ class ConversionError(ValueError):
     """The checkpoint does not map one-to-one onto the backbone; the message lists every offending key."""
 
 
+#: Official ``DYCls`` key (after ``classifier.<i>.``) -> ``DCDLinear`` key.
+HEAD_KEYS = {'cls.weight': 'weight', 'cls.bias': 'bias', 'cls_q.weight': 'q.weight', 'cls_p.weight': 'p.weight',
+             'fc.0.weight': 'fc_squeeze.weight', 'fc.1.fc.0.weight': 'fc_se.weight',
+             'fc_phi.weight': 'fc_phi.weight', 'fc_scale.weight': 'fc_scale.weight',
+             **{f'bn1.{s}': f'norm_q.{s}' for s in NORM_SUFFIXES},
+             **{f'bn2.{s}': f'norm_phi.{s}' for s in NORM_SUFFIXES}}
+
+
 class Conversion(NamedTuple):
-    state_dict: 'OrderedDict[str, torch.Tensor]'
+    state_dict: 'OrderedDict[str, torch.Tensor]'  # backbone keys (no prefix)
     backbone: dict  # the backbone config the state dict was checked against
-    dropped: List[str]  # classifier keys left out
+    head: 'OrderedDict[str, torch.Tensor]'  # DCDLinear keys of the DYCls (empty if the checkpoint has none)
 
 
 def strip_wrapper(checkpoint: Mapping) -> Dict[str, torch.Tensor]:
@@ -175,10 +184,10 @@ def convert_against(state: Mapping[str, torch.Tensor], backbone: dict) -> Conver
             return map_mobilenetv2_key(key, blocks, ratios, final)
     else:
         mapper = map_resnet_key
-    converted, dropped, unmatched, mismatched = OrderedDict(), [], [], []
+    converted, head_src, unmatched, mismatched = OrderedDict(), OrderedDict(), [], []
     for key, value in state.items():
         if key.startswith(HEAD_PREFIX):
-            dropped.append(key)
+            head_src[key] = value
             continue
         new = mapper(key)
         if new is None or new not in target:
@@ -190,6 +199,7 @@ def convert_against(state: Mapping[str, torch.Tensor], backbone: dict) -> Conver
         else:
             converted[new] = value
     missing = [k for k in target if k not in converted]
+    head = _convert_head(head_src, unmatched, mismatched, missing)
     if unmatched or mismatched or missing:
         lines = [f'the checkpoint does not map onto {backbone}:']
         for title, keys in (('unmatched source keys', unmatched), ('shape mismatches', mismatched),
@@ -198,7 +208,31 @@ def convert_against(state: Mapping[str, torch.Tensor], backbone: dict) -> Conver
                 lines.append(f'{title} ({len(keys)}):')
                 lines += [f'  {k}' for k in keys]
         raise ConversionError('\n'.join(lines))
-    return Conversion(converted, backbone, dropped)
+    return Conversion(converted, backbone, head)
+
+
+def _convert_head(state: Mapping[str, torch.Tensor], unmatched: List[str], mismatched: List[str],
+                  missing: List[str]) -> 'OrderedDict[str, torch.Tensor]':
+    """The ``DYCls`` keys (``classifier.<i>.*``) as ``DCDLinear`` keys, checked against one built from the static
+    classifier's shape; problems are appended to the lists."""
+    from mmlight.layers import DCDLinear
+    if not state:
+        return OrderedDict()
+    head, target = OrderedDict(), None
+    weight = next((v for k, v in state.items() if k.endswith('.cls.weight')), None)
+    if weight is not None and weight.dim() == 2:
+        target = DCDLinear(weight.shape[1], weight.shape[0]).state_dict()
+    for key, value in state.items():
+        parts = key[len(HEAD_PREFIX):].split('.', 1)
+        new = HEAD_KEYS.get(parts[1]) if len(parts) == 2 and parts[0].isdigit() else None
+        if new is None or target is None or new in head:
+            unmatched.append(key if new is None else f'{key} (-> head.fc.{new})')
+        elif tuple(target[new].shape) != tuple(value.shape):
+            mismatched.append(f'{key} {tuple(value.shape)} -> head.fc.{new} {tuple(target[new].shape)}')
+        else:
+            head[new] = value
+    missing += [f'head.fc.{k}' for k in (target or {}) if k not in head]
+    return head
 
 
 def convert(checkpoint: Mapping, arch: Optional[str] = None, squeeze_ratio: Optional[int] = None) -> Conversion:
@@ -232,12 +266,13 @@ def main(argv=None) -> int:
     except ConversionError as error:
         print(f'refusing to convert {args.src}:\n{error}', file=sys.stderr)
         return 1
-    meta = dict(source=args.src, backbone=result.backbone, dropped_head_keys=result.dropped)
-    torch.save({'state_dict': result.state_dict, 'meta': meta}, args.dst)
-    print(f'wrote {len(result.state_dict)} tensors for {result.backbone} to {args.dst}')
-    if result.dropped:
-        print(f'dropped {len(result.dropped)} classifier keys (the DYCls head is not part of the backbone): '
-              + ', '.join(result.dropped))
+    state = OrderedDict([('backbone.' + k, v) for k, v in result.state_dict.items()]
+                        + [('head.fc.' + k, v) for k, v in result.head.items()])
+    meta = dict(source=args.src, backbone=result.backbone, head=bool(result.head))
+    torch.save({'state_dict': state, 'meta': meta}, args.dst)
+    print(f'wrote {len(result.state_dict)} backbone tensors for {result.backbone} under backbone. and '
+          f'{len(result.head)} DYCls tensors under head.fc. to {args.dst}'
+          + ('' if result.head else ' (the checkpoint has no classifier)'))
     return 0
 
 
