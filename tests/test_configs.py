@@ -15,8 +15,9 @@ from torch import nn
 
 from conftest import REPO
 
+# detection configs; the ImageNet classification ones (configs/imagenet/, *_cls_demo.py) are test_imagenet_configs'
 CONFIGS = sorted(c for c in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
-                 if '_base_' not in c)
+                 if '_base_' not in c and f'{osp.sep}imagenet{osp.sep}' not in c and not c.endswith('_cls_demo.py'))
 IDS = [osp.relpath(c, osp.join(REPO, 'configs')) for c in CONFIGS]
 
 
