@@ -120,6 +120,28 @@ def test_fast_equals_official_formulation(num_branches, num_shifts, shift, group
     torch.testing.assert_close(reference(x, region), ref, **TOL64)
 
 
+@pytest.mark.parametrize('num_branches,num_shifts', [(2, 2), (1, 2), (3, 3)])
+def test_traced_fast_path_equals_official_formulation(num_branches, num_shifts):
+    """Under tracing the fast path records plain differentiable ops instead of its autograd Function: the traced
+    module's outputs and gradients equal the direct formulation too."""
+    layer = make_dsm(num_branches=num_branches, num_shifts=num_shifts,
+                     init_offsets=[[1.0, 0.5, -0.5][:num_shifts]] + [[0.5, 0.5, 0.0][:num_shifts]] * (num_branches - 1))
+    x = dsm_input()
+    traced = torch.jit.trace(layer, (x, ), check_trace=False)
+    fast, ref = traced(x), layer.forward_reference(x)
+    torch.testing.assert_close(fast, ref, **TOL64)
+    inputs = [x] + list(layer.parameters())
+    for a, b in zip(grads_of(fast, inputs), grads_of(ref, inputs)):
+        torch.testing.assert_close(a, b, **TOL64)
+
+
+def test_inverse_shift_index():
+    """The fast backward returns the shifted inputs' gradients through ``inverse_index`` (a gather)."""
+    for shift in ('official', 'paper'):
+        layer = DynamicShiftMax(24, 4, num_shifts=3, shift=shift)
+        for index, inverse in zip(layer.index, layer.inverse_index):
+            assert torch.equal(index[inverse], torch.arange(24))
+
 def test_ties_split_the_gradient_as_torch_max():
     """Identical branch coefficients make every element a tie; torch.max gives each branch half the gradient."""
     layer = make_dsm(init_offsets=[[1.0, 0.0], [1.0, 0.0]])

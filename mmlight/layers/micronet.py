@@ -289,40 +289,64 @@ def _pool(x: torch.Tensor, region: Region) -> torch.Tensor:
     return (col_sums * rows.to(x.dtype)[:, None]).sum(2) / count[:, None]
 
 
-def _branches(x: torch.Tensor, coef: torch.Tensor, index: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-    """``(K, N, C, H, W)`` stack of ``sum_j coef[j, k] * shift_j(x)`` and the shifted inputs ``shift_j(x)``, j >= 1.
+def _pool_sums(x: torch.Tensor, region: Region) -> Tuple[torch.Tensor, float]:
+    """``(pooled, factor)`` with ``factor * pooled`` the global average of every ``(N, C)`` plane: the plain sums and
+    ``1 / HW`` over the whole map (the division is folded into the first linear), the region means and 1 with a
+    region."""
+    if region is None:
+        return x.sum((2, 3)), 1.0 / (x.shape[-2] * x.shape[-1])
+    return _pool(x, region), 1.0
 
-    ``coef``: ``(J, K, N, C, 1, 1)``; ``index``: ``(J - 1, C)`` source channels. One gather per shift, one
-    broadcast product for all branches, one fused multiply-add per shift.
+
+def _dsm_forward(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor,
+                 offsets: torch.Tensor, scale: float, index: torch.Tensor, region: Region, num_branches: int,
+                 mode: str):
+    """Dynamic Shift-Max's fast forward; ``mode``: ``'infer'`` (no autograd: the max written into the first
+    branch), ``'save'`` (inside the autograd ``Function``: also returns what its backward needs) or ``'autograd'``
+    (differentiable ops only, for tracing).
+
+    The ``J K`` coefficients are used as ``(K, N, C, 1, 1)`` views of the MLP's ``(N, K J C)`` output (no copy);
+    all ``K`` branches come from one broadcast product into a ``(K, N, C, H, W)`` buffer and one fused multiply-add
+    per shifted input (one ``index_select`` each).
     """
-    shifted = [x.index_select(1, row) for row in index]
-    out = x * coef[0]
-    for j, source in enumerate(shifted, 1):
-        out.addcmul_(source, coef[j])
-    return out, shifted
-
-
-def _max(branches: torch.Tensor) -> torch.Tensor:
-    """Max over the first dim of ``branches``; without autograd written into ``branches[0]`` (a contiguous slice)."""
-    if branches.shape[0] == 1:
-        return branches[0]
-    if torch.is_grad_enabled():  # traced with autograd on: out= is not differentiable
-        out = torch.maximum(branches[0], branches[1])
-        for k in range(2, branches.shape[0]):
-            out = torch.maximum(out, branches[k])
-        return out
-    out = branches[0]
-    for k in range(1, branches.shape[0]):
-        torch.maximum(out, branches[k], out=out)
-    return out
-
-
-def _coefficient_mlp(pooled: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
-                     b2: torch.Tensor, offsets: torch.Tensor, scale: float):
-    """``(hidden, z, coef)`` of the context MLP; ``coef = offsets + scale * clamp(z, -3, 3)``, ``(N, K J C)``."""
-    hidden = torch.addmm(b1, pooled, w1.t()).relu_()
+    n, c = x.shape[:2]
+    # traced, 1 / HW would become a float32 constant: the exact mean instead
+    pooled, factor = (_pool(x, region), 1.0) if mode == 'autograd' else _pool_sums(x, region)
+    hidden = torch.addmm(b1, pooled, w1.t(), alpha=factor).relu_()
     z = torch.addmm(b2, hidden, w2.t())
-    return hidden, z, torch.add(offsets, F.hardtanh(z, -3.0, 3.0), alpha=scale)
+    # 2 act_max (relu6(z + 3) / 6 - 0.5) + offset == act_max / 3 * clamp(z, -3, 3) + offset
+    coef = torch.add(offsets, F.hardtanh(z, -3.0, 3.0), alpha=scale)  # (N, K J C), (k, j, c) order
+    coefs = coef.view(n, num_branches, -1, c, 1, 1).permute(2, 1, 0, 3, 4, 5)  # (J, K, N, C, 1, 1) views
+    shifted = [x.index_select(1, row) for row in index.unbind(0)]
+    if mode == 'autograd':
+        branches = x * coefs[0].contiguous()
+    else:  # out=: a (K, N, C, H, W)-contiguous buffer, whatever the coefficients' strides
+        branches = torch.mul(x, coefs[0], out=x.new_empty((num_branches, ) + x.shape))
+    for j, source in enumerate(shifted, 1):
+        branches = branches.addcmul_(source, coefs[j]) if mode != 'autograd' else branches + source * coefs[j]
+    route = None
+    if num_branches == 1:
+        out = branches[0]
+    elif num_branches == 2:
+        first, second = branches.unbind(0)
+        if mode == 'infer':
+            out = torch.maximum(first, second, out=first)
+        else:
+            out = torch.maximum(first, second)
+            if mode == 'save':
+                route = torch.sub(first, second, out=second).sign_()  # -1, 0 (tie) or 1
+    elif mode == 'infer':
+        out = branches[0]
+        for k in range(1, num_branches):
+            torch.maximum(out, branches[k], out=out)
+    else:
+        out = branches.amax(0)
+        if mode == 'save':
+            winners = (branches == out).to(branches.dtype)
+            route = winners.div_(winners.sum(0, keepdim=True))  # torch.max's shares (equal on ties)
+    if mode != 'save':
+        return out
+    return out, (pooled, factor, hidden, z, coef, route, shifted)
 
 
 class _DynamicShiftMaxFunction(torch.autograd.Function):
@@ -331,70 +355,67 @@ class _DynamicShiftMaxFunction(torch.autograd.Function):
 
     The forward keeps, instead of the ``K`` branches, how the gradient is routed among them (torch.max's rule: all
     to the larger branch, shared equally on a tie): ``sign(b0 - b1)`` for ``K = 2``, every branch's share for
-    ``K > 2``. The backward folds the global average's gradient into the input gradient (no separate broadcast and
-    accumulation) and back-propagates the two linears, the ReLU and the hard sigmoid itself.
+    ``K > 2``. The backward reduces every coefficient's gradient with one product into a reused buffer and one sum
+    per shifted input (all branches at once), sends the shifted inputs' gradients back through the inverse shift
+    (a gather: the shift is a permutation), folds the global average's gradient into the input gradient and
+    back-propagates the two linears, the ReLU and the hard sigmoid itself.
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor,
-                offsets: torch.Tensor, scale: float, index: torch.Tensor, region: Region,
+                offsets: torch.Tensor, scale: float, index: torch.Tensor, inverse: torch.Tensor, region: Region,
                 num_branches: int) -> torch.Tensor:
-        n, c = x.shape[:2]
-        pooled = _pool(x, region)
-        hidden, z, coef = _coefficient_mlp(pooled, w1, b1, w2, b2, offsets, scale)
-        coef = coef.view(n, num_branches, -1, c).permute(2, 1, 0, 3).contiguous()[..., None, None]  # (J, K, N, C)
-        branches, shifted = _branches(x, coef, index)
-        if num_branches == 1:
-            out, route = branches[0], None
-        elif num_branches == 2:
-            out = torch.maximum(branches[0], branches[1])
-            route = torch.sub(branches[0], branches[1], out=branches[1]).sign_()  # -1, 0 (tie) or 1
-        else:
-            out = branches.amax(0)
-            winners = (branches == out).to(branches.dtype)
-            route = winners.div_(winners.sum(0, keepdim=True))
-        ctx.scale, ctx.region = scale, region
-        ctx.save_for_backward(x, w1, w2, pooled, hidden, z, coef, index, route, *shifted)
+        out, (pooled, factor, hidden, z, coef, route, shifted) = _dsm_forward(
+            x, w1, b1, w2, b2, offsets, scale, index, region, num_branches, 'save')
+        ctx.scale, ctx.factor, ctx.region, ctx.num_branches = scale, factor, region, num_branches
+        ctx.save_for_backward(x, w1, w2, pooled, hidden, z, coef, inverse, route, *shifted)
         return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        x, w1, w2, pooled, hidden, z, coef, index, route, *shifted = ctx.saved_tensors
-        num_shifts, num_branches, n, c = coef.shape[:4]
+        x, w1, w2, pooled, hidden, z, coef, inverse, route, *shifted = ctx.saved_tensors
+        num_branches, num_shifts = ctx.num_branches, len(shifted) + 1
+        n, c = x.shape[:2]
         grad = grad.contiguous()
+        coefs = coef.view(n, num_branches, num_shifts, c, 1, 1).permute(2, 1, 0, 3, 4, 5)  # (J, K, N, C, 1, 1)
         if num_branches == 1:
-            grads = [grad]
+            grads = grad[None]
         elif num_branches == 2:
             # (grad + grad * sign(b0 - b1)) / 2 and the rest: exact in floating point (sign is -1, 0 or 1)
-            first = torch.addcmul(grad, grad, route).mul_(0.5)
-            grads = [first, torch.sub(grad, first)]
+            grads = grad.new_empty((2, ) + grad.shape)
+            first, second = grads.unbind(0)
+            torch.addcmul(grad, grad, route, out=first).mul_(0.5)
+            torch.sub(grad, first, out=second)
         else:
-            grads = [grad * share for share in route]
-        buffer = torch.empty_like(grad)  # reused for the full-size intermediates below
-        # coefficients: one reduction per (shift, branch), then the MLP backwards
-        grad_coef = torch.stack([torch.stack([torch.mul(g, source, out=buffer).sum((-2, -1)) for g in grads])
-                                 for source in (x, *shifted)])  # (J, K, N, C)
-        grad_z = grad_coef.permute(2, 1, 0, 3).reshape(n, -1)
-        grad_z = grad_z * ((z > -3) & (z < 3)).to(grad_z.dtype) * ctx.scale
-        grad_hidden = (grad_z @ w2) * (hidden > 0).to(grad_z.dtype)
-        grad_w2, grad_b2 = grad_z.t() @ hidden, grad_z.sum(0)
-        grad_w1, grad_b1 = grad_hidden.t() @ pooled, grad_hidden.sum(0)
+            grads = grad * route
+        buffer = torch.empty_like(grads)  # (K, N, C, H, W), reused below
+        # coefficients: one product (all branches) and one reduction per shifted input, then the MLP backwards
+        grad_coef = coef.new_empty(num_shifts, num_branches, n, c)
+        for j, source in enumerate((x, *shifted)):
+            torch.sum(torch.mul(grads, source, out=buffer), (-2, -1), out=grad_coef[j])
+        grad_z = grad_coef.permute(2, 1, 0, 3).reshape(n, -1)  # (N, K J C), the MLP's order
+        grad_z = torch.ops.aten.hardtanh_backward(grad_z, z, -3.0, 3.0).mul_(ctx.scale)
+        grad_hidden = torch.ops.aten.threshold_backward(grad_z.mm(w2), hidden, 0)
+        grad_w2, grad_b2 = grad_z.t().mm(hidden), grad_z.sum(0)
+        grad_w1 = torch.addmm(w1, grad_hidden.t(), pooled, beta=0, alpha=ctx.factor)
+        grad_b1 = grad_hidden.sum(0)
         grad_x = None
         if ctx.needs_input_grad[0]:
-            grad_pooled = grad_hidden @ w1  # (N, C): spread back over the pooled region
             region = ctx.region
-            grad_x = torch.empty_like(grad)
-            if region is None:
-                torch.addcmul((grad_pooled / (x.shape[-2] * x.shape[-1]))[..., None, None], grads[0], coef[0, 0],
-                              out=grad_x)
+            if region is None:  # d mean / dx = 1 / HW everywhere: broadcast into the first product below
+                spread = torch.addmm(pooled, grad_hidden, w1, beta=0, alpha=ctx.factor)[..., None, None]
             else:
-                torch.mul(grads[0], coef[0, 0], out=grad_x)
-                grad_x.add_(_pool_gradient(grad_pooled, region, x.shape[-2:]))
+                spread = _pool_gradient(grad_hidden.mm(w1), region, x.shape[-2:])
+            grad_x = torch.addcmul(spread, grads[0], coefs[0, 0])
             for k in range(1, num_branches):
-                grad_x.addcmul_(grads[k], coef[0, k])
+                grad_x.addcmul_(grads[k], coefs[0, k])
             for j in range(1, num_shifts):
-                grad_x.index_add_(1, index[j - 1], _mix(grads, coef[j], buffer))
-        return grad_x, grad_w1, grad_b1, grad_w2, grad_b2, None, None, None, None, None
+                # shifted_j = x[:, index_j]: its gradient returns through the inverse permutation (a gather)
+                mixed = torch.mul(grads[0], coefs[j, 0], out=buffer[0])
+                for k in range(1, num_branches):
+                    mixed.addcmul_(grads[k], coefs[j, k])
+                grad_x.add_(mixed.index_select(1, inverse[j - 1]))
+        return grad_x, grad_w1, grad_b1, grad_w2, grad_b2, None, None, None, None, None, None
 
 
 def _pool_gradient(grad_pooled: torch.Tensor, region: torch.Tensor, hw) -> torch.Tensor:
@@ -404,14 +425,6 @@ def _pool_gradient(grad_pooled: torch.Tensor, region: torch.Tensor, hw) -> torch
     cols = (torch.arange(w, device=region.device) < region[:, 1:]).to(grad_pooled.dtype)  # (N, W)
     count = (rows.sum(1) * cols.sum(1)).clamp(min=1)
     return (grad_pooled / count[:, None])[..., None, None] * (rows[:, None, :, None] * cols[:, None, None, :])
-
-
-def _mix(grads: List[torch.Tensor], scale: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """``sum_k grads[k] * scale[k]`` into ``out`` (``(N, C, H, W)`` each, ``scale``: ``(K, N, C, 1, 1)``)."""
-    torch.mul(grads[0], scale[0], out=out)
-    for k in range(1, len(grads)):
-        out.addcmul_(grads[k], scale[k])
-    return out
 
 
 class DynamicShiftMax(nn.Module):
@@ -425,13 +438,15 @@ class DynamicShiftMax(nn.Module):
 
     ``implementation='reference'`` computes this as the official code does (advanced-index gather, ``J K``
     broadcast products, sums, ``torch.max``). ``'fast'`` (default) gives the same outputs and gradients (the same
-    ``torch.max`` rule on ties) with fewer passes over the tensor and fewer full-size buffers: the coefficient
-    mapping folded into one clamp and one add, one ``index_select`` per shift, all ``K`` branches written by one
-    broadcast product and one fused multiply-add per shift, the max written in place at inference, and a
-    hand-written backward (an autograd ``Function``) that keeps only the sign of ``b0 - b1`` from the forward, routes
-    the gradient with it exactly as ``torch.max`` does (half to each branch on a tie), scatters the shifted part
-    back with ``index_add_`` instead of an accumulating index put and reuses one buffer for every coefficient
-    reduction. Results agree to floating-point rounding (the fused multiply-add rounds once).
+    ``torch.max`` rule on ties) with fewer ops, fewer passes over the tensor and fewer full-size buffers: sums pooled
+    with the ``1 / HW`` folded into the first linear, the coefficient mapping folded into one clamp and one add and
+    used as strided views (no copy), one ``index_select`` per shift, all ``K`` branches written by one broadcast
+    product and one fused multiply-add per shift, the max written in place at inference, and a hand-written backward
+    (an autograd ``Function``) that keeps only the sign of ``b0 - b1`` from the forward, routes the gradient with it
+    exactly as ``torch.max`` does (half to each branch on a tie), reduces every coefficient gradient with one product
+    and one sum per shift (all branches at once), returns the shifted inputs' gradients through the inverse shift (a
+    gather; the shift is a permutation) and back-propagates the MLP with ATen's fused ``hardtanh_backward`` /
+    ``threshold_backward``. Results agree to floating-point rounding (the fused multiply-add rounds once).
 
     Args:
         channels (int): Channels ``C``.
@@ -490,8 +505,10 @@ class DynamicShiftMax(nn.Module):
         offsets = torch.tensor(self.init_offsets).repeat_interleave(self.channels, 1)  # (K, J*C), (k, j, c) order
         self.register_buffer('offsets', offsets.flatten(), persistent=False)
         index = [shift_index(self.channels, self.groups, s, shift) for s in range(1, j)]
-        self.register_buffer('index', torch.stack(index) if index else torch.zeros(0, self.channels, dtype=torch.long),
-                             persistent=False)
+        index = torch.stack(index) if index else torch.zeros(0, self.channels, dtype=torch.long)
+        self.register_buffer('index', index, persistent=False)
+        # the inverse permutations: shifted_j = x[:, index_j] returns its gradient as a gather by inverse_j
+        self.register_buffer('inverse_index', index.argsort(1), persistent=False)
 
     #: ``(valid_hw, input_hw)`` set by :func:`dynamic_shift_max_region` while a padded batch runs.
     valid_region: Optional[Tuple[torch.Tensor, Tuple[int, int]]] = None
@@ -522,21 +539,22 @@ class DynamicShiftMax(nn.Module):
         """Map ``(N, C, H, W)`` to ``(N, C, H, W)``; ``region``: see the class note."""
         if self.implementation == 'reference':
             return self.forward_reference(x, region)
-        region = self._region(x, region)
-        params = (self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, self.offsets)
-        if (torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params))
-                and not torch.jit.is_tracing()):
-            # one autograd node, computing in the input's dtype (also under autocast)
-            if any(p.dtype != x.dtype for p in params):
-                params = tuple(p.to(x.dtype) for p in params)
-            args = (x, *params, self.act_max / 3, self.index, region, self.num_branches)
-            if torch.is_autocast_enabled(x.device.type):
-                with torch.autocast(x.device.type, enabled=False):
-                    return _DynamicShiftMaxFunction.apply(*args)
-            return _DynamicShiftMaxFunction.apply(*args)
-        # (J, K, N, C, 1, 1), contiguous: the broadcast products then run at full speed
-        coef = self.coefficients(x, region).permute(2, 1, 0, 3).contiguous()[..., None, None]
-        return _max(_branches(x, coef, self.index)[0])
+        if region is None and self.valid_region is not None:
+            region = self._region(x, region)
+        w1, b1, w2, b2, offsets = (self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, self.offsets)
+        dtype = x.dtype
+        if w1.dtype != dtype or b1.dtype != dtype or w2.dtype != dtype or b2.dtype != dtype or offsets.dtype != dtype:
+            w1, b1, w2, b2, offsets = (t.to(dtype) for t in (w1, b1, w2, b2, offsets))  # e.g. under autocast
+        args = (x, w1, b1, w2, b2, offsets, self.act_max / 3, self.index)
+        if torch.jit.is_tracing():
+            return _dsm_forward(*args, region, self.num_branches, 'autograd')
+        if not torch.is_grad_enabled() or not (x.requires_grad or w1.requires_grad or b1.requires_grad
+                                               or w2.requires_grad or b2.requires_grad):
+            return _dsm_forward(*args, region, self.num_branches, 'infer')
+        if torch.is_autocast_enabled(x.device.type):
+            with torch.autocast(x.device.type, enabled=False):
+                return _DynamicShiftMaxFunction.apply(*args, self.inverse_index, region, self.num_branches)
+        return _DynamicShiftMaxFunction.apply(*args, self.inverse_index, region, self.num_branches)
 
     def forward_reference(self, x: torch.Tensor, region: Region = None) -> torch.Tensor:
         """The official formulation, step by step (gather, broadcast products, sums, ``torch.max``)."""
