@@ -31,12 +31,12 @@ val_dataloader = dict(
     dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-optim_wrapper = dict(optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.01))
+optim_wrapper = dict(optimizer=dict(type='AdamW', lr=4e-3, weight_decay=0.01))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=30, eta_min=1e-5)
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=40, eta_min=1e-5)
 ]
-train_cfg = dict(by_epoch=True, max_epochs=30, val_interval=10)
+train_cfg = dict(by_epoch=True, max_epochs=40, val_interval=10)
 default_hooks = dict(logger=dict(interval=13), checkpoint=dict(interval=10, max_keep_ckpts=1))
 auto_scale_lr = dict(enable=False, base_batch_size=32)
 randomness = dict(seed=0)
