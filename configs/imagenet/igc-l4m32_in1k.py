@@ -14,33 +14,6 @@
 #   (69.00, 66.09, 68.29); BN eps 1e-5 (the detection backbone's) instead of MXNet's 2e-5.
 # The backbone is IGCV1 (arch l4m32) with the BN of configs/igcv1/retinanet_igc-l100m2_fpn_1x_coco.py (there is no
 # l4m32 detection config yet), so a l4m32 detector config written the same way loads these weights.
-_base_ = ['./_base_/imagenet_bs64.py', './_base_/default_runtime.py']
+_base_ = ['./igc-l100m2_in1k.py']
 
-model = dict(
-    type='LightClassifier',
-    backbone=dict(
-        type='IGCV1',
-        arch='l4m32',
-        out_indices=(3, ),
-        frozen_stages=-1,
-        norm_eval=False,
-        norm_cfg=dict(type='BN', requires_grad=True),
-        init_cfg=None),
-    head=dict(type='LinearClsHead', in_channels=1024, num_classes=1000, dropout=0.0),
-    label_smoothing=0.0)
-
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomResize', scale=(4800, 480), ratio_range=(0.533, 1.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=(224, 224)),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='PackClsInputs'),
-]
-train_dataloader = dict(batch_size=32, dataset=dict(pipeline=train_pipeline))  # x 8 GPUs = 256
-val_dataloader = dict(batch_size=32)
-test_dataloader = val_dataloader
-
-optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-4, nesterov=True))
-param_scheduler = [dict(type='MultiStepLR', milestones=[30, 60, 90], gamma=0.1, by_epoch=True, begin=0, end=120)]
-train_cfg = dict(by_epoch=True, max_epochs=120, val_interval=1)
-auto_scale_lr = dict(enable=False, base_batch_size=256)
+model = dict(backbone=dict(arch='l4m32'), head=dict(in_channels=1024))

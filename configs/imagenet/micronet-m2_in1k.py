@@ -10,28 +10,8 @@
 # loader normalises uint8 tensors on the GPU (same mean/std). Nothing else.
 # The backbone is the same MicroNet (type, arch, BN) as configs/micronet/retinanet_micronet-m2_fpn_3x_coco.py, so the
 # weights load there (only out_indices/frozen_stages/norm_eval/exclude_padding/init_cfg differ).
-_base_ = ['./_base_/imagenet_bs64.py', './_base_/default_runtime.py']
+_base_ = ['./micronet-m0_in1k.py']
 
 model = dict(
-    type='LightClassifier',
-    backbone=dict(
-        type='MicroNet',
-        arch='m2',
-        out_indices=(3, ),
-        frozen_stages=-1,
-        norm_eval=False,
-        exclude_padding=False,
-        norm_cfg=dict(type='BN', requires_grad=True),
-        init_cfg=None),
-    head=dict(type='MicroNetHead', in_channels=768, hidden_channels=1024, num_classes=1000, dropout=0.1),
-    label_smoothing=0.0)
-
-train_dataloader = dict(batch_size=64)  # x 8 GPUs = 512
-
-optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.2, momentum=0.9, weight_decay=3e-5, nesterov=False))
-param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=600, eta_min=0.0, by_epoch=True, begin=0, end=600,
-         convert_to_iter_based=True),
-]
-train_cfg = dict(by_epoch=True, max_epochs=600, val_interval=1)
-auto_scale_lr = dict(enable=False, base_batch_size=512)
+    backbone=dict(arch='m2'),
+    head=dict(in_channels=768, hidden_channels=1024, dropout=0.1))

@@ -16,40 +16,6 @@
 # * 68 epochs instead of 67.9.
 # The backbone is SqueezeNet 1.0 with BN after every conv, built as configs/squeezenet/*_squeezenet1.1_* build 1.1
 # (there is no 1.0 detection config yet), so a 1.0 detector config written the same way loads these weights.
-_base_ = ['./_base_/imagenet_bs64.py', './_base_/default_runtime.py']
+_base_ = ['./squeezenet1.1_in1k.py']
 
-model = dict(
-    type='LightClassifier',
-    backbone=dict(
-        type='SqueezeNet',
-        arch='1.0',
-        out_indices=(2, ),
-        frozen_stages=-1,
-        norm_eval=False,
-        norm_cfg=dict(type='BN', requires_grad=True),
-        init_cfg=None),
-    head=dict(type='LinearClsHead', in_channels=512, num_classes=1000, dropout=0.5, init_std=0.01),
-    label_smoothing=0.0)
-
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(256, 256), keep_ratio=False),
-    dict(type='RandomCrop', crop_size=(227, 227)),
-    dict(type='PackClsInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(256, 256), keep_ratio=False),
-    dict(type='CenterCrop', crop_size=227),
-    dict(type='PackClsInputs'),
-]
-train_dataloader = dict(batch_size=64, dataset=dict(pipeline=train_pipeline))  # x 8 GPUs = 512
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
-
-optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.04, momentum=0.9, weight_decay=2e-4, nesterov=False))
-param_scheduler = [
-    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=True, begin=0, end=68, convert_to_iter_based=True),
-]
-train_cfg = dict(by_epoch=True, max_epochs=68, val_interval=1)
-auto_scale_lr = dict(enable=False, base_batch_size=512)
+model = dict(backbone=dict(arch='1.0'))
