@@ -51,10 +51,8 @@ class ImageNet(BaseDataset):
                  **kwargs) -> None:
         if split not in SPLITS:
             raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
-        if isinstance(data_prefix, dict):  # mmengine's form, dict(img_path=...)
-            data_prefix = data_prefix.get('img_path', '') or data_prefix.get('img', '')
         self.split = split
-        self.image_dir = osp.join(data_root, data_prefix or split)
+        self.image_dir = self.expected_paths(data_root, split, '', data_prefix)[0]
         default_ann = osp.join(data_root, 'meta', f'{split}.txt')
         if ann_file:
             ann_file = ann_file if osp.isabs(ann_file) else osp.join(data_root, ann_file)
@@ -69,8 +67,11 @@ class ImageNet(BaseDataset):
 
     @staticmethod
     def expected_paths(data_root: str = 'data/imagenet', split: str = 'train', ann_file: str = '',
-                       data_prefix: str = '') -> List[str]:
-        """The folder (and annotation file, if named) a config's dataset reads: for the tools' early checks."""
+                       data_prefix: Union[str, dict] = '') -> List[str]:
+        """The image folder (and the annotation file, if named) the dataset reads; ``data_prefix`` may also be
+        mmengine's ``dict(img_path=...)`` form. Used by the dataset and by the tools' early checks."""
+        if isinstance(data_prefix, dict):
+            data_prefix = data_prefix.get('img_path', '') or data_prefix.get('img', '')
         paths = [osp.join(data_root, data_prefix or split)]
         if ann_file:
             paths.append(ann_file if osp.isabs(ann_file) else osp.join(data_root, ann_file))

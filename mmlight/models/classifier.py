@@ -21,8 +21,23 @@ IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
+class _PooledHead(nn.Module):
+    """Global average pooling -> dropout -> ``self.fc``: the shape of every mmlight head but MicroNet's."""
+
+    def __init__(self, dropout: float) -> None:
+        super().__init__()
+        if not 0 <= dropout < 1:
+            raise ValueError(f'dropout must be in [0, 1), got {dropout}')
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            x = x.mean((2, 3))
+        return self.fc(self.dropout(x))
+
+
 @MODELS.register_module()
-class LinearClsHead(nn.Module):
+class LinearClsHead(_PooledHead):
     """Global average pooling -> dropout -> linear: logits from the backbone's last feature map.
 
     Args:
@@ -36,14 +51,11 @@ class LinearClsHead(nn.Module):
     """
 
     def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.0, init_std: float = 0.01) -> None:
-        super().__init__()
+        super().__init__(dropout)
         for name, value in (('in_channels', in_channels), ('num_classes', num_classes)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f'{name} must be a positive int, got {value!r}')
-        if not 0 <= dropout < 1:
-            raise ValueError(f'dropout must be in [0, 1), got {dropout}')
         self.in_channels, self.num_classes, self.init_std = in_channels, num_classes, init_std
-        self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(in_channels, num_classes)
         self.reset_parameters()
 
@@ -51,14 +63,9 @@ class LinearClsHead(nn.Module):
         nn.init.normal_(self.fc.weight, 0, self.init_std)
         nn.init.zeros_(self.fc.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 4:
-            x = x.mean((2, 3))
-        return self.fc(self.dropout(x))
-
 
 @MODELS.register_module()
-class DCDClsHead(nn.Module):
+class DCDClsHead(_PooledHead):
     """DCD's dynamic classifier head: global average pooling -> dropout -> :class:`mmlight.layers.DCDLinear` (the
     official ``DYCls``, latent and squeeze widths 32), as the official DCD ResNet and MobileNetV2 end.
 
@@ -73,16 +80,8 @@ class DCDClsHead(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.0, latent_dim: int = 32,
                  squeeze: int = 32) -> None:
-        super().__init__()
-        if not 0 <= dropout < 1:
-            raise ValueError(f'dropout must be in [0, 1), got {dropout}')
-        self.dropout = nn.Dropout(dropout)
+        super().__init__(dropout)
         self.fc = DCDLinear(in_channels, num_classes, latent_dim, squeeze)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 4:
-            x = x.mean((2, 3))
-        return self.fc(self.dropout(x))
 
 
 @MODELS.register_module()

@@ -136,3 +136,11 @@ def load_local_checkpoint(filename: str, map_location=None):
 def install_checkpoint_loader() -> None:
     """Register :func:`load_local_checkpoint` as mmengine's loader for paths without a URL scheme (idempotent)."""
     CheckpointLoader.register_scheme(prefixes='', loader=load_local_checkpoint, force=True)
+
+
+def state_dict_of(checkpoint) -> 'OrderedDict[str, torch.Tensor]':
+    """The state dict of a loaded checkpoint (``checkpoint['state_dict']`` if present, else the mapping itself),
+    without the ``module.`` prefixes a (Distributed)DataParallel wrapper adds; the order is kept."""
+    from collections import OrderedDict
+    state = checkpoint.get('state_dict', checkpoint)
+    return OrderedDict((k[len('module.'):] if k.startswith('module.') else k, v) for k, v in state.items())

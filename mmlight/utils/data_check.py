@@ -26,11 +26,8 @@ def _dataset_files(dataset_cfg) -> Iterable[str]:
     root = dataset_cfg.get('data_root', '') or ''
     if dataset_cfg.get('type') == 'ImageNet':
         from ..datasets.imagenet import ImageNet
-        prefix = dataset_cfg.get('data_prefix') or ''
-        if isinstance(prefix, dict):
-            prefix = prefix.get('img_path', '') or prefix.get('img', '')
         yield from ImageNet.expected_paths(root or 'data/imagenet', dataset_cfg.get('split', 'train'),
-                                           dataset_cfg.get('ann_file') or '', prefix)
+                                           dataset_cfg.get('ann_file') or '', dataset_cfg.get('data_prefix') or '')
         return
     ann_file = dataset_cfg.get('ann_file')
     if ann_file:
@@ -120,13 +117,13 @@ def check_backbone_checkpoint_keys(model, cfg: Config, limit: int = 20) -> None:
     if not checkpoint or '://' in checkpoint or not osp.isfile(osp.expanduser(checkpoint)):
         return
     from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_with_prefix
+
+    from .checkpoint import state_dict_of
     prefix = init_cfg.get('prefix')
     if prefix:
-        state = _load_checkpoint_with_prefix(prefix, checkpoint, map_location='cpu')
+        state = state_dict_of(_load_checkpoint_with_prefix(prefix, checkpoint, map_location='cpu'))
     else:
-        loaded = _load_checkpoint(checkpoint, map_location='cpu')
-        state = loaded.get('state_dict', loaded)
-    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+        state = state_dict_of(_load_checkpoint(checkpoint, map_location='cpu'))
     backbone = getattr(model, 'module', model).backbone
     expected = backbone.state_dict()
     missing = [k for k in expected if k not in state]

@@ -17,12 +17,16 @@ Every source key must map onto a key of the same shape and every target key must
 written, the exit status is 1 and every unmatched source key, shape mismatch and key left without a value is listed.
 """
 import argparse
+import os.path as osp
 import re
 import sys
 from collections import OrderedDict
-from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
+from typing import List, Mapping, NamedTuple, Optional, Tuple
 
 import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # the repo, uninstalled checkout
+from mmlight.utils.checkpoint import state_dict_of  # noqa: E402
 
 #: Official DCD layer (``conv_dy``/``conv_basic_dy``/``DYModule``) parameter -> DCDConv2d parameter.
 DCD_LAYER_KEYS = {
@@ -61,11 +65,6 @@ class Conversion(NamedTuple):
     backbone: dict  # the backbone config the state dict was checked against
     head: 'OrderedDict[str, torch.Tensor]'  # DCDLinear keys of the DYCls (empty if the checkpoint has none)
 
-
-def strip_wrapper(checkpoint: Mapping) -> Dict[str, torch.Tensor]:
-    """The state dict of a checkpoint (``checkpoint['state_dict']`` if present), without ``module.`` prefixes."""
-    state = checkpoint.get('state_dict', checkpoint)
-    return OrderedDict((k[len('module.'):] if k.startswith('module.') else k, v) for k, v in state.items())
 
 
 def _dcd_layer_key(rest: str) -> Optional[str]:
@@ -237,7 +236,7 @@ def _convert_head(state: Mapping[str, torch.Tensor], unmatched: List[str], misma
 
 def convert(checkpoint: Mapping, arch: Optional[str] = None, squeeze_ratio: Optional[int] = None) -> Conversion:
     """Convert an official checkpoint (any wrapping) to a backbone state dict, inferring what is not given."""
-    state = strip_wrapper(checkpoint)
+    state = state_dict_of(checkpoint)
     errors = []
     for backbone in infer_backbone(state, arch, squeeze_ratio):
         try:

@@ -25,15 +25,14 @@ from typing import List, Mapping, Optional, Tuple
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # the repo, uninstalled checkout
-from mmlight.utils.checkpoint import UnsafeCheckpointError, load_local_checkpoint  # noqa: E402
+from mmlight.utils.checkpoint import UnsafeCheckpointError, load_local_checkpoint, state_dict_of  # noqa: E402
 
 
 def extract(state_dict: Mapping[str, torch.Tensor], prefix: str = 'backbone.') -> Tuple['OrderedDict', Counter]:
     """The ``prefix``-ed entries of ``state_dict`` (keys kept, ``module.`` dropped) and a count of the others by
     their first key component."""
     kept, others = OrderedDict(), Counter()
-    for key, value in state_dict.items():
-        key = key[len('module.'):] if key.startswith('module.') else key
+    for key, value in state_dict_of(state_dict).items():
         if key.startswith(prefix):
             kept[key] = value
         else:

@@ -15,11 +15,15 @@ written, the exit status is 1 and every unmatched source key, missing target key
 """
 import argparse
 import functools
+import os.path as osp
 import sys
 from collections import OrderedDict
 from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # the repo, uninstalled checkout
+from mmlight.utils.checkpoint import state_dict_of  # noqa: E402
 
 NORM_SUFFIXES = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
 #: Official module path inside a ``features.i`` block -> our :class:`MicroBlock` module, per block kind.
@@ -54,11 +58,6 @@ class Conversion(NamedTuple):
     state_dict: 'OrderedDict[str, torch.Tensor]'
     arch: str
 
-
-def strip_wrapper(checkpoint: Mapping) -> Dict[str, torch.Tensor]:
-    """The state dict of a checkpoint (``checkpoint['state_dict']`` if present), without ``module.`` prefixes."""
-    state = checkpoint.get('state_dict', checkpoint)
-    return OrderedDict((k[len('module.'):] if k.startswith('module.') else k, v) for k, v in state.items())
 
 
 @functools.lru_cache(maxsize=None)
@@ -96,7 +95,7 @@ def convert(state: Mapping[str, torch.Tensor], arch: str) -> Conversion:
     """Map an official ``arch`` state dict onto mmlight's keys; :class:`ConversionError` lists every problem."""
     if arch not in ARCHS:
         raise ValueError(f'arch must be one of {ARCHS}, got {arch!r}')
-    state = strip_wrapper(state)
+    state = state_dict_of(state)
     mapping, target = module_map(arch), target_shapes(arch)
     converted, unmatched, mismatched = OrderedDict(), [], []
     for key, value in state.items():
@@ -140,7 +139,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--arch', choices=ARCHS, help='MicroNet arch (recognised from the keys if not given)')
     args = parser.parse_args(argv)
     import mmlight  # noqa: F401  (registers the backbone)
-    state = strip_wrapper(torch.load(args.src, map_location='cpu', weights_only=True))
+    state = state_dict_of(torch.load(args.src, map_location='cpu', weights_only=True))
     try:
         arch = args.arch or detect_arch(state)
         conversion = convert(state, arch)
