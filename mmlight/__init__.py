@@ -1,15 +1,23 @@
 """mmlight: compact convolutions and lightweight backbones for MMDetection 3.x.
 
-Importing the package (configs do it through ``custom_imports``) registers its conv layers (mmengine's root
-``MODELS``), backbones and classifier (mmdet's ``MODELS``), the ImageNet dataset, transforms and accuracy metric
-(mmdet's ``DATASETS``, ``TRANSFORMS``, ``METRICS``), and registers a checkpoint loader for local files that keeps torch's
-safe loading (``weights_only=True``) with an allow-list of the types mmengine's runner checkpoints hold
-(see :mod:`mmlight.utils.checkpoint`). Nothing else global is changed.
+:mod:`mmlight.layers` is pure PyTorch: with only torch installed, ``import mmlight`` gives the layers and nothing
+else. Where mmengine is installed, importing the package (configs do it through ``custom_imports``) also registers
+its conv layers (mmengine's root ``MODELS``), backbones and classifier (mmdet's ``MODELS``), the ImageNet dataset,
+transforms and accuracy metric (mmdet's ``DATASETS``, ``TRANSFORMS``, ``METRICS``), and registers a checkpoint loader
+for local files that keeps torch's safe loading (``weights_only=True``) with an allow-list of the types mmengine's
+runner checkpoints hold (see :mod:`mmlight.utils.checkpoint`). Nothing else global is changed.
 """
-from . import datasets, evaluation, models  # noqa: F401  (importing registers)
-from .utils import install_checkpoint_loader
+import importlib.util
+
+from . import layers  # noqa: F401
 from .version import __version__
 
-install_checkpoint_loader()
+#: Whether the OpenMMLab side (registrations, backbones, tools' helpers) was imported.
+WITH_OPENMMLAB = importlib.util.find_spec('mmengine') is not None
 
-__all__ = ['__version__']
+if WITH_OPENMMLAB:  # an incomplete OpenMMLab install (no mmcv or mmdet) fails here with its ImportError
+    from . import datasets, evaluation, models  # noqa: F401  (importing registers)
+    from .utils import install_checkpoint_loader
+    install_checkpoint_loader()
+
+__all__ = ['WITH_OPENMMLAB', '__version__', 'layers']

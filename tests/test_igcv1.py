@@ -39,9 +39,9 @@ def official_sequence(layer: IGCConv2d, x: torch.Tensor) -> torch.Tensor:
     """Primary conv -> Reorder(L) -> secondary conv -> Reorder(M), with the permutations as explicit index lists."""
     num_l, num_m = layer.primary_groups, layer.secondary_groups
     y = F.conv2d(x, layer.weight_primary, None, layer.stride, layer.padding, layer.dilation, num_l)
-    y = y[:, [l * num_m + j for j in range(num_m) for l in range(num_l)]]  # channel j of every partition together
+    y = y[:, [p * num_m + j for j in range(num_m) for p in range(num_l)]]  # channel j of every partition together
     z = F.conv2d(y, layer.weight_secondary, None, groups=num_m)
-    out = z[:, [j * num_l + l for l in range(num_l) for j in range(num_m)]]  # back to channel l M + j
+    out = z[:, [j * num_l + p for p in range(num_l) for j in range(num_m)]]  # back to channel l M + j
     return out if layer.bias is None else out + layer.bias.view(1, -1, 1, 1)
 
 
@@ -159,9 +159,10 @@ def test_errors_name_the_parameter_and_the_allowed_values():
 # ---------------------------------------------------------------- registry
 @pytest.mark.parametrize('scope', ['mmdet', 'mmengine'])
 def test_build_conv_layer_from_the_default_scopes(scope):
-    import mmlight  # noqa: F401
     from mmcv.cnn import ConvModule, build_conv_layer
     from mmengine.registry import DefaultScope
+
+    import mmlight  # noqa: F401
     with DefaultScope.overwrite_default_scope(scope):
         for cfg, (num_l, num_m) in ((dict(type='IGC'), (32, 2)), (dict(type='IGC', primary_groups=4), (4, 16)),
                                     (dict(type='IGC', secondary_groups=8), (8, 8))):
@@ -277,9 +278,8 @@ def test_igc_l100m2_params_with_classifier_match_the_paper():
 
 
 def test_custom_arch_dict_and_bad_arch():
-    model = _igcv1(arch=dict(stem_channels=8, stages=[(16, 8, 2, 1, 1), dict(channels=32, primary_groups=8,
-                                                                               secondary_groups=4, num_blocks=2,
-                                                                               stride=2)]), out_indices=(0, 1))
+    stages = [(16, 8, 2, 1, 1), dict(channels=32, primary_groups=8, secondary_groups=4, num_blocks=2, stride=2)]
+    model = _igcv1(arch=dict(stem_channels=8, stages=stages), out_indices=(0, 1))
     assert model.out_channels == (16, 32) and model.out_strides == (4, 8)
     assert [o.shape[1] for o in model(torch.rand(1, 3, 32, 32))] == [16, 32]
     with pytest.raises(ValueError, match=r"arch must be one of \('l4m32', 'l16m16', 'l100m2'\)"):

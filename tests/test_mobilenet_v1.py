@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from conftest import randomise_bn
 from mmlight.layers import DepthwiseSeparableConv2d, conv2d_macs
 
 TOL = dict(rtol=1e-10, atol=1e-10)  # float64 throughout
@@ -18,59 +19,49 @@ WIDEN_FACTORS = (1.0, 0.75, 0.5, 0.25)
                                                                      (6, 5, 3, 2, 1, 1, False),
                                                                      (3, 8, 5, 1, 4, 2, True),
                                                                      (4, 4, (3, 1), 2, (1, 0), 1, True)])
-def test_linear_depthwise_separable_equals_its_two_convs_and_the_dense_product(cin, cout, k, stride, padding,
-                                                                                dilation, bias):
-    layer = DepthwiseSeparableConv2d(cin, cout, k, stride, padding, dilation, bias=bias).double()
+def test_linear_depthwise_separable_equals_its_two_convs_and_the_dense_product(
+        cin, cout, k, stride, padding, dilation, bias):
     kh, kw = (k, k) if isinstance(k, int) else k
     pad = padding if padding is not None else (dilation * (kh - 1) // 2, dilation * (kw - 1) // 2)
-    # the two convs written out by the test: depthwise (groups = C_in), then pointwise
-    depthwise = nn.Conv2d(cin, cin, k, stride, pad, dilation, groups=cin, bias=bias).double()
+    layer = DepthwiseSeparableConv2d(cin, cout, k, stride, pad, dilation, bias=bias).double()
+    # the two convs written out by the test: depthwise (groups = C_in), then pointwise with the layer's bias
+    depthwise = nn.Conv2d(cin, cin, k, stride, pad, dilation, groups=cin, bias=False).double()
     pointwise = nn.Conv2d(cin, cout, 1, bias=bias).double()
     with torch.no_grad():
         depthwise.weight.copy_(layer.depthwise.weight)
         pointwise.weight.copy_(layer.pointwise.weight)
         if bias:
-            nn.init.normal_(layer.depthwise.bias)
-            nn.init.normal_(layer.pointwise.bias)
-            depthwise.bias.copy_(layer.depthwise.bias)
-            pointwise.bias.copy_(layer.pointwise.bias)
+            nn.init.normal_(layer.bias)
+            pointwise.bias.copy_(layer.bias)
 
     x = torch.randn(2, cin, 9, 8, dtype=torch.float64, requires_grad=True)
     out = layer(x)
     composed = pointwise(depthwise(x))
     torch.testing.assert_close(out, composed, **TOL)
     grad_out = torch.randn_like(out)
-    ours = [x, layer.depthwise.weight, layer.pointwise.weight] + ([layer.depthwise.bias, layer.pointwise.bias]
-                                                                   if bias else [])
-    theirs = [x, depthwise.weight, pointwise.weight] + ([depthwise.bias, pointwise.bias] if bias else [])
+    ours = [x, layer.depthwise.weight, layer.pointwise.weight] + ([layer.bias] if bias else [])
+    theirs = [x, depthwise.weight, pointwise.weight] + ([pointwise.bias] if bias else [])
     for got, want in zip(torch.autograd.grad(out, ours, grad_out), torch.autograd.grad(composed, theirs, grad_out)):
         assert got.abs().sum() > 0
         torch.testing.assert_close(got, want, **TOL)
 
-    # one dense conv: W[o, i] = P[o, i] D[i]; bias P b_D + b_P
+    # one dense conv: W[o, i] = P[o, i] D[i], the layer's bias
     dense = layer.pointwise.weight[:, :, 0, 0, None, None] * layer.depthwise.weight[:, 0].unsqueeze(0)
-    dense_bias = None
-    if bias:
-        dense_bias = layer.pointwise.weight[:, :, 0, 0] @ layer.depthwise.bias + layer.pointwise.bias
+    dense_bias = layer.bias if bias else None
     torch.testing.assert_close(layer.dense_weight(), dense, **TOL)
     torch.testing.assert_close(out, F.conv2d(x, dense, dense_bias, stride, pad, dilation), **TOL)
 
 
 def test_depthwise_separable_with_mid_norm_and_act_is_dw_bn_relu_pw():
-    layer = DepthwiseSeparableConv2d(4, 6, 3, 2, bias=False, mid_norm=nn.BatchNorm2d, mid_act=nn.ReLU).double()
-    bn = layer.mid_norm
-    with torch.no_grad():
-        bn.running_mean.normal_()
-        bn.running_var.uniform_(0.5, 2)
-        bn.weight.normal_()
-        bn.bias.normal_()
+    layer = DepthwiseSeparableConv2d(4, 6, 3, 2, 1, bias=False, mid_norm=nn.BatchNorm2d, mid_act=nn.ReLU).double()
+    bn = randomise_bn(layer).mid_norm
     layer.eval()
     x = torch.randn(2, 4, 7, 7, dtype=torch.float64)
     y = F.conv2d(x, layer.depthwise.weight, None, 2, 1, groups=4)
     y = (y - bn.running_mean.view(1, -1, 1, 1)) / torch.sqrt(bn.running_var.view(1, -1, 1, 1) + bn.eps)
     y = F.relu(y * bn.weight.view(1, -1, 1, 1) + bn.bias.view(1, -1, 1, 1))
     torch.testing.assert_close(layer(x), F.conv2d(y, layer.pointwise.weight), **TOL)
-    assert layer.depthwise.bias is None and layer.pointwise.bias is None
+    assert layer.depthwise.bias is None and layer.pointwise.bias is None and layer.bias is None
     with pytest.raises(ValueError, match='dense_weight'):
         layer.dense_weight()
 

@@ -36,7 +36,6 @@ Choices the paper leaves open, and what this implementation does:
   would cut into ``B0``, and a primary conv wider than its input (it would expand, not compress: e.g. the
   3-channel stem). The reason is shown in the module's repr.
 """
-import math
 from typing import Optional, Tuple, Union
 
 import torch
@@ -44,7 +43,8 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-from .utils import IntPair, check_divisible, conv2d_macs, interleave_concat, to_int, to_pair
+from .base import CompactConv2d, same_padding
+from .utils import IntPair, conv2d_macs, interleave_concat, to_int
 
 # The fused copy is an autograd.Function: symbolic tracing keeps it as one call instead of tracing into it.
 torch.fx.wrap('interleave_concat')
@@ -84,11 +84,6 @@ def compconv_unsupported_reason(in_channels: int, out_channels: int, kernel_size
     return None
 
 
-def _same_padding(kernel_size: Tuple[int, int], dilation: Tuple[int, int]) -> Tuple[int, int]:
-    """Padding that keeps the map size of a stride-1 conv with an odd kernel (its centre tap offset)."""
-    return dilation[0] * (kernel_size[0] - 1) // 2, dilation[1] * (kernel_size[1] - 1) // 2
-
-
 def _pointless_reason(in_channels: int, out_channels: int, depth: int) -> Optional[str]:
     p = primary_channels(out_channels, depth)
     if p > in_channels:
@@ -96,8 +91,8 @@ def _pointless_reason(in_channels: int, out_channels: int, depth: int) -> Option
     return None
 
 
-class CompConv2d(nn.Module):
-    """Compact convolution with the ``nn.Conv2d`` signature.
+class CompConv2d(CompactConv2d):
+    """Compact convolution with the ``nn.Conv2d`` signature (:class:`~mmlight.layers.base.CompactConv2d`).
 
     Args:
         in_channels (int): Input channels ``C_in``.
@@ -115,85 +110,58 @@ class CompConv2d(nn.Module):
         c0 (int, optional): ``C0`` of the adaptive depth rule. Default: 128 when ``depth`` is not given.
         tail_kernel_size (int, optional): Kernel of the depthwise tailing transform. Default: ``k``, or 3 for
             1x1 layers.
+        strict (bool): Raise ``ValueError`` where CompConv cannot be built for this conv (an explicit ``depth``
+            that is impossible, or no adaptive depth >= 1), instead of falling back to a plain conv. Default: False.
 
-    Integer arguments may be numpy integers. Parameters: ``weight`` (and ``bias``) exactly as ``nn.Conv2d`` at
-    depth 0, so plain-conv checkpoints load; otherwise ``weight_b{d-1} .. weight_b0`` (the convs producing
+    Integer arguments may be numpy integers. Parameters: ``weight`` (and ``bias``) exactly as ``nn.Conv2d`` when
+    plain (depth 0), so plain-conv checkpoints load; otherwise ``weight_b{d-1} .. weight_b0`` (the convs producing
     ``B_{d-1} .. B_0``), ``weight_a0`` (the depthwise tail, kept channels only) and ``bias``.
 
     Note:
         ``forward`` maps ``(N, C_in, H, W)`` to ``(N, C_out, H', W')`` with ``H', W'`` as for ``nn.Conv2d``.
         For ``d >= 1`` the MACs per output pixel are the paper's
         ``k^2 (C_in p + sum_{j=1}^{d-1} (2^j p)^2) + k_t^2 2^(d-1) p``; see :func:`compconv_macs`.
+
+    Example:
+        >>> layer = CompConv2d(256, 256, 3, padding=1)  # adaptive depth with C0 = 128: d = 2
+        >>> layer.depth, layer.primary
+        (2, 43)
+        >>> layer(torch.randn(1, 256, 8, 8)).shape
+        torch.Size([1, 256, 8, 8])
+        >>> CompConv2d(3, 64, 7, 2, 3).plain_reason  # the RGB stem stays a plain conv
+        'primary width 32 > in_channels 3: it would expand, not compress'
     """
 
+    method = 'CompConv'
     #: A subclass that fixes ``C0`` (e.g. :class:`CompConv128`) sets it here; it then takes neither depth nor c0.
     fixed_c0: Optional[int] = None
 
-    def __init__(self,
-                 in_channels: int,
-                 out_channels: int,
-                 kernel_size: IntPair,
-                 stride: IntPair = 1,
-                 padding: Union[IntPair, str] = 0,
-                 dilation: IntPair = 1,
-                 groups: int = 1,
-                 bias: bool = True,
-                 padding_mode: str = 'zeros',
-                 device=None,
-                 dtype=None,
-                 depth: Optional[int] = None,
-                 c0: Optional[int] = None,
-                 tail_kernel_size: Optional[int] = None) -> None:
-        super().__init__()
-        self.in_channels = to_int(in_channels, 'in_channels', 1)
-        self.out_channels = to_int(out_channels, 'out_channels', 1)
-        self.groups = to_int(groups, 'groups', 1)
-        self.kernel_size = to_pair(kernel_size, 'kernel_size', 1)
-        self.stride = to_pair(stride, 'stride', 1)
-        self.dilation = to_pair(dilation, 'dilation', 1)
-        self.padding = self._resolve_padding(padding)
-        if padding_mode != 'zeros':
-            raise ValueError(f"padding_mode must be 'zeros' (the only mode CompConv2d supports), got {padding_mode!r}")
-        self.padding_mode = padding_mode
-        check_divisible(self.in_channels, self.groups, 'in_channels', 'groups')
-        check_divisible(self.out_channels, self.groups, 'out_channels', 'groups')
-        self.transposed, self.output_padding = False, (0, 0)  # nn.Conv2d attributes read by mmcv
-        factory = dict(device=device, dtype=dtype)
-
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
+                 padding: Union[IntPair, str] = 0, dilation: IntPair = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = 'zeros', device=None, dtype=None, depth: Optional[int] = None,
+                 c0: Optional[int] = None, tail_kernel_size: Optional[int] = None, strict: bool = False) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, device, dtype)
         if self.fixed_c0 is not None and (depth is not None or c0 is not None):
             raise ValueError(f'{type(self).__name__} fixes c0={self.fixed_c0}; got depth={depth!r}, c0={c0!r} '
                              "(use type='CompConv' to choose depth or c0)")
         c0 = self.fixed_c0 if self.fixed_c0 is not None else c0
-        self.depth, self.c0, self.dense_reason = self._resolve_depth(depth, c0)
         if tail_kernel_size is not None:
             tail_kernel_size = to_int(tail_kernel_size, 'tail_kernel_size', 1)
             if tail_kernel_size % 2 == 0:
                 raise ValueError(f'tail_kernel_size must be a positive odd int, got {tail_kernel_size}')
-
-        if self.depth == 0:
-            self.weight = nn.Parameter(
-                torch.empty(self.out_channels, self.in_channels // self.groups, *self.kernel_size, **factory))
+        self.depth, self.c0, reason = self._resolve_depth(depth, c0)
+        if self.fall_back_if(reason, strict):
+            self.depth = 0
+            self.build_plain(bias)
         else:
-            self._build_compact(tail_kernel_size, factory)
-        self.bias = nn.Parameter(torch.empty(self.out_channels, **factory)) if bias else None
+            self._build_compact(tail_kernel_size)
+            self.build_bias(bias)
         self.reset_parameters()
 
     # ------------------------------------------------------------------ construction
-    def _resolve_padding(self, padding) -> Tuple[int, int]:
-        if padding == 'valid':
-            return 0, 0
-        if padding == 'same':
-            if self.stride != (1, 1):
-                raise ValueError(f"padding='same' is not supported for strided convolutions (stride={self.stride})")
-            if self.kernel_size[0] % 2 == 0 or self.kernel_size[1] % 2 == 0:
-                raise ValueError(f"padding='same' needs an odd kernel_size here, got {self.kernel_size} (the "
-                                 'asymmetric padding of even kernels is not supported); give the padding as ints')
-            return _same_padding(self.kernel_size, self.dilation)
-        if isinstance(padding, str):
-            raise ValueError(f"padding must be an int, a pair of ints, 'same' or 'valid', got {padding!r}")
-        return to_pair(padding, 'padding', 0)
-
     def _resolve_depth(self, depth: Optional[int], c0: Optional[int]) -> Tuple[int, Optional[int], str]:
+        """``(depth, c0, reason)``: the depth to build, and why the layer must be plain (``''`` if it need not)."""
         if depth is not None and c0 is not None:
             raise ValueError(f'give either depth or c0, not both (got depth={depth}, c0={c0})')
         if depth is not None:
@@ -203,9 +171,8 @@ class CompConv2d(nn.Module):
             reason = compconv_unsupported_reason(self.in_channels, self.out_channels, self.kernel_size,
                                                  self.groups, depth)
             if reason is not None:
-                raise ValueError(f'depth={depth} is not possible for CompConv2d({self.in_channels}, '
-                                 f'{self.out_channels}, kernel_size={self.kernel_size}): {reason}; '
-                                 f'use a smaller depth (0 is a plain conv) or c0=... for the adaptive rule')
+                return 0, None, (f'depth={depth} is not possible: {reason} (use a smaller depth, or c0=... for the '
+                                 'adaptive rule)')
             return depth, None, ''
         c0 = to_int(128 if c0 is None else c0, 'c0', 1)
         reason = ''
@@ -218,7 +185,7 @@ class CompConv2d(nn.Module):
             reason = reason or why
         return 0, c0, reason
 
-    def _build_compact(self, tail_kernel_size: Optional[int], factory: dict) -> None:
+    def _build_compact(self, tail_kernel_size: Optional[int]) -> None:
         d, k = self.depth, self.kernel_size
         p = primary_channels(self.out_channels, d)
         self.primary = p
@@ -236,15 +203,16 @@ class CompConv2d(nn.Module):
             self.tail_kernel_size, self.tail_dilation = (3, 3), (1, 1)
         else:
             self.tail_kernel_size, self.tail_dilation = k, self.dilation
-        self._same_padding = _same_padding(k, self.dilation)
-        self._tail_padding = _same_padding(self.tail_kernel_size, self.tail_dilation)
+        self._same_padding = same_padding(k, self.dilation)
+        self._tail_padding = same_padding(self.tail_kernel_size, self.tail_dilation)
         self._identity_crop = self._identity_sampling()
 
         # weight_b{i} computes B_i, named as in the paper's figure: weight_b{d-1} (from X), ..., weight_b0
         self._b_names = tuple(f'weight_b{i}' for i in range(d - 1, -1, -1))
         for name, w_in, w_out in zip(self._b_names, [self.in_channels] + widths[1:], widths):
-            self.register_parameter(name, nn.Parameter(torch.empty(w_out, w_in, *k, **factory)))
-        self.weight_a0 = nn.Parameter(torch.empty(self.tail_channels, 1, *self.tail_kernel_size, **factory))
+            self.register_parameter(name, nn.Parameter(torch.empty(w_out, w_in, *k, **self.factory_kwargs)))
+        self.weight_a0 = nn.Parameter(
+            torch.empty(self.tail_channels, 1, *self.tail_kernel_size, **self.factory_kwargs))
 
     def _identity_sampling(self) -> Optional[Tuple[Tuple[int, int], Tuple[slice, slice]]]:
         """How the identity slices are read from the input: ``None`` (as they are), or (pad, crop slices).
@@ -264,18 +232,9 @@ class CompConv2d(nn.Module):
             crops.append(slice(centre, stop, stride))
         return self.padding, tuple(crops)
 
-    def reset_parameters(self) -> None:
-        """Variance-preserving normal init of every kernel (fan-in, linear gain); zero bias.
-
-        The internal convs form a linear chain, so each keeps the variance of its input; the identity, convolved
-        and tailing channels then start at comparable scales.
-        """
-        for weight in self.parameters():
-            if weight.dim() == 4:
-                fan_in = weight.shape[1] * weight.shape[2] * weight.shape[3]
-                nn.init.normal_(weight, 0.0, 1.0 / math.sqrt(fan_in))
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
+    # The internal convs form a linear chain initialised by the base's variance-preserving rule (fan-in normal,
+    # zero bias): each keeps the variance of its input, so identity, convolved and tailing channels start at
+    # comparable scales.
 
     # ------------------------------------------------------------------ forward
     def _identity_source(self, x: torch.Tensor) -> torch.Tensor:
@@ -290,8 +249,8 @@ class CompConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(N, C_in, H, W)`` to ``(N, C_out, H', W')``."""
-        if self.depth == 0:
-            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        if self.is_plain:
+            return self.plain_forward(x)
         b = F.conv2d(x, getattr(self, self._b_names[0]), None, self.stride, self.padding, self.dilation)
         parts = [b]
         if self.depth > 1:
@@ -314,20 +273,9 @@ class CompConv2d(nn.Module):
             out.add_(self.bias.view(1, -1, 1, 1))
         return out
 
-    def extra_repr(self) -> str:
-        s = (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, '
-             f'padding={self.padding}')
-        if self.dilation != (1, 1):
-            s += f', dilation={self.dilation}'
-        if self.groups != 1:
-            s += f', groups={self.groups}'
-        if self.bias is None:
-            s += ', bias=False'
-        if self.c0 is not None:
-            s += f', c0={self.c0}'
-        if self.depth == 0:
-            return s + f', depth=0 [plain conv: {self.dense_reason}]'
-        return s + (f', depth={self.depth}, primary={self.primary}, tail={self.tail_channels}'
+    def compact_repr(self) -> str:
+        s = f'c0={self.c0}, ' if self.c0 is not None else ''
+        return s + (f'depth={self.depth}, primary={self.primary}, tail={self.tail_channels}'
                     f'x{self.tail_kernel_size[0]}x{self.tail_kernel_size[1]}dw')
 
 

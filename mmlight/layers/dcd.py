@@ -33,15 +33,17 @@ Choices, with the official code's behaviour (``models/imagenet/resnet_dcd.py``, 
 * ``bias=True`` adds a static bias after ``Lambda`` (``W(x) * x + b``); the official convs have no bias.
 * Sparse dynamic residual (``phi_blocks = B``): ``Phi`` block-diagonal with ``B`` blocks, ``fc_phi`` giving
   ``L^2 / B`` values.
-* Plain-conv fallback: where DCD is undefined or pointless the layer is a plain conv with ``nn.Conv2d``'s
-  parameters (``weight``, ``bias``) and the reason in its repr: grouped/depthwise convs (the official models keep
-  them static), and a rule latent dim that would not compress the input (``L < 2`` or ``L >= C_in``, e.g. the
-  3-channel stem, which the official models keep static).
+* Plain-conv fallback (the policy of :class:`~mmlight.layers.base.CompactConv2d`): where DCD is undefined or
+  pointless the layer is a static conv with ``nn.Conv2d``'s parameters (``weight``, ``bias``) and the reason in
+  ``plain_reason`` and its repr: grouped/depthwise convs (the official models keep them static), and a rule latent
+  dim that would not compress the input (``L < 2`` or ``L >= C_in``, e.g. the 3-channel stem, which the official
+  models keep static); ``strict=True`` raises instead.
 * Padding of detection batches: by default the context is pooled over the whole (padded) input, as the official
-  code pools its classification crops. :func:`dcd_valid_region` opts in to pooling over each sample's valid
-  (top-left) region: inside it, every DCD layer's adaptive pooling covers exactly the first
-  ``ceil(h_i H_l / H)`` rows and ``ceil(w_i W_l / W)`` columns of its ``H_l x W_l`` input (``h_i, w_i`` the
-  sample's valid size in the ``H x W`` network input), which equals pooling the cropped valid map.
+  code pools its classification crops. :func:`~mmlight.layers.utils.valid_region` (what a backbone's
+  ``exclude_padding=True`` uses) opts in to pooling over each sample's valid (top-left) region: inside it, every
+  DCD layer's adaptive pooling covers exactly the first ``ceil(h_i H_l / H)`` rows and ``ceil(w_i W_l / W)``
+  columns of its ``H_l x W_l`` input (``h_i, w_i`` the sample's valid size in the ``H x W`` network input,
+  :func:`~mmlight.layers.utils.valid_size`), which equals pooling the cropped valid map.
 
 Parameter names: ``weight`` (``W0``, shaped as ``nn.Conv2d.weight``) and ``bias`` in both modes, so plain-conv
 checkpoints load their static kernels; the dynamic part adds ``fc_squeeze``, ``fc_se``, ``fc_scale``, ``fc_phi``
@@ -56,7 +58,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .utils import IntPair, conv2d_macs, to_int, to_pair, valid_region
+from .base import CompactConv2d
+from .utils import IntPair, conv2d_macs, to_int, valid_size
 
 NormFactory = Callable[[int], nn.Module]
 
@@ -104,8 +107,9 @@ def _padded_crop(size_kernel: int, dilation: int, padding: int) -> Tuple[int, in
     return centre - padding, (extent - 1 - centre) - padding
 
 
-class DCDConv2d(nn.Module):
-    """Dynamic convolution decomposition with the ``nn.Conv2d`` signature.
+class DCDConv2d(CompactConv2d):
+    """Dynamic convolution decomposition with the ``nn.Conv2d`` signature
+    (:class:`~mmlight.layers.base.CompactConv2d`).
 
     Args:
         in_channels (int): Input channels ``C_in``.
@@ -130,6 +134,9 @@ class DCDConv2d(nn.Module):
         dynamic_fusion (bool): Use the dynamic residual ``P (I + Phi(x)) Q^T`` (else there is none). Default: True.
         phi_blocks (int): Number ``B`` of diagonal blocks of ``Phi`` (sparse dynamic residual). Default: 1.
         norm_layer (callable): ``channels -> module`` for ``norm_q`` and ``norm_phi``. Default: ``nn.BatchNorm2d``.
+        strict (bool): Raise ``ValueError`` where DCD cannot be built for this conv (a grouped conv, a latent dim
+            that does not compress the input or that ``phi_blocks`` does not divide), instead of falling back to a
+            static conv. Default: False.
 
     Integer arguments may be numpy integers.
 
@@ -140,43 +147,14 @@ class DCDConv2d(nn.Module):
         ``P ((I + D2 Phi_i) c1 + c2) + b`` (``c1, c2`` the norms' shifts).
     """
 
-    def __init__(self,
-                 in_channels: int,
-                 out_channels: int,
-                 kernel_size: IntPair,
-                 stride: IntPair = 1,
-                 padding: Union[IntPair, str] = 0,
-                 dilation: IntPair = 1,
-                 groups: int = 1,
-                 bias: bool = True,
-                 padding_mode: str = 'zeros',
-                 device=None,
-                 dtype=None,
-                 latent_dim: Union[int, str] = 'resnet',
-                 pool_size: Optional[int] = None,
-                 squeeze: Optional[int] = None,
-                 squeeze_ratio: Optional[int] = None,
-                 dynamic_scale: bool = True,
-                 dynamic_fusion: bool = True,
-                 phi_blocks: int = 1,
-                 norm_layer: NormFactory = nn.BatchNorm2d) -> None:
-        super().__init__()
-        self.in_channels = to_int(in_channels, 'in_channels', 1)
-        self.out_channels = to_int(out_channels, 'out_channels', 1)
-        self.groups = to_int(groups, 'groups', 1)
-        self.kernel_size = to_pair(kernel_size, 'kernel_size', 1)
-        self.stride = to_pair(stride, 'stride', 1)
-        self.dilation = to_pair(dilation, 'dilation', 1)
-        self.padding = self._resolve_padding(padding)
-        if padding_mode != 'zeros':
-            raise ValueError(f"padding_mode must be 'zeros' (the only mode DCDConv2d supports), got {padding_mode!r}")
-        self.padding_mode = padding_mode
-        if self.in_channels % self.groups or self.out_channels % self.groups:
-            common = math.gcd(self.in_channels, self.out_channels)
-            allowed = [g for g in range(1, common + 1) if common % g == 0]
-            raise ValueError(f'groups={self.groups} must divide in_channels={self.in_channels} and out_channels='
-                             f'{self.out_channels} (allowed: {allowed})')
-        self.transposed, self.output_padding = False, (0, 0)  # nn.Conv2d attributes read by mmcv
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
+                 padding: Union[IntPair, str] = 0, dilation: IntPair = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = 'zeros', device=None, dtype=None, latent_dim: Union[int, str] = 'resnet',
+                 pool_size: Optional[int] = None, squeeze: Optional[int] = None, squeeze_ratio: Optional[int] = None,
+                 dynamic_scale: bool = True, dynamic_fusion: bool = True, phi_blocks: int = 1,
+                 norm_layer: NormFactory = nn.BatchNorm2d, strict: bool = False) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, device, dtype)
         for value, name in ((dynamic_scale, 'dynamic_scale'), (dynamic_fusion, 'dynamic_fusion')):
             if not isinstance(value, bool):
                 raise TypeError(f'{name} must be a bool, got {value!r}')
@@ -184,32 +162,16 @@ class DCDConv2d(nn.Module):
             raise ValueError('dynamic_scale and dynamic_fusion cannot both be False (allowed: at least one True); '
                              "that is a static conv: use type='Conv2d'")
         self.dynamic_scale, self.dynamic_fusion = dynamic_scale, dynamic_fusion
-        factory = dict(device=device, dtype=dtype)
 
-        self.weight = nn.Parameter(
-            torch.empty(self.out_channels, self.in_channels // self.groups, *self.kernel_size, **factory))
-        self.bias = nn.Parameter(torch.empty(self.out_channels, **factory)) if bias else None
+        self.build_plain(bias)  # W0 and the bias: the static conv in both modes
         self.latent_rule = latent_dim if isinstance(latent_dim, str) else None
-        self.plain_reason = self._resolve_dynamic(latent_dim, pool_size, squeeze, squeeze_ratio, phi_blocks)
-        self.dynamic = not self.plain_reason
         self.valid_region: Optional[Tuple[torch.Tensor, Tuple[int, int]]] = None
-        if self.dynamic:
-            self._build_dynamic(norm_layer, factory)
+        if not self.fall_back_if(self._resolve_dynamic(latent_dim, pool_size, squeeze, squeeze_ratio, phi_blocks),
+                                 strict):
+            self._build_dynamic(norm_layer, self.factory_kwargs)
         self.reset_parameters()
 
     # ------------------------------------------------------------------ construction
-    def _resolve_padding(self, padding) -> Tuple[int, int]:
-        if padding == 'valid':
-            return 0, 0
-        if padding == 'same':
-            if self.stride != (1, 1) or self.kernel_size[0] % 2 == 0 or self.kernel_size[1] % 2 == 0:
-                raise ValueError(f"padding='same' needs stride 1 and odd kernels here, got stride={self.stride}, "
-                                 f'kernel_size={self.kernel_size}; give the padding as ints')
-            return tuple(d * (k - 1) // 2 for k, d in zip(self.kernel_size, self.dilation))
-        if isinstance(padding, str):
-            raise ValueError(f"padding must be an int, a pair of ints, 'same' or 'valid', got {padding!r}")
-        return to_pair(padding, 'padding', 0)
-
     def _resolve_dynamic(self, latent_dim, pool_size, squeeze, squeeze_ratio, phi_blocks) -> str:
         """Set ``latent_dim``, ``pool_size``, ``squeeze``, ``phi_blocks``; return why the layer is plain, or ''."""
         rule = self.latent_rule
@@ -240,22 +202,20 @@ class DCDConv2d(nn.Module):
                              'dynamic_fusion=False: phi_blocks=1)')
         self.pool_size, self.phi_blocks = pool_size, phi_blocks
 
+        self.latent_dim, self.squeeze = 0, 0
         if self.groups != 1:
-            if rule is None:
-                raise ValueError(f'latent_dim={latent_dim} cannot be honoured for groups={self.groups}: DCD is '
-                                 f'defined for dense convs (allowed: groups=1, or a latent_dim rule '
-                                 f'{LATENT_RULES}, which makes grouped convs plain)')
-            self.latent_dim, self.squeeze = 0, 0
-            return f'groups={self.groups}: DCD is defined for dense convs (the official models keep them static)'
+            return (f'groups={self.groups}: DCD is defined for dense convs (allowed: groups=1; the official models '
+                    'keep grouped and depthwise convs static)')
         if rule is not None:
             latent_dim = latent_dim_by_rule(rule, self.in_channels, self.out_channels, pool_size)
             if latent_dim < 2 or latent_dim >= self.in_channels:
-                self.latent_dim, self.squeeze = 0, 0
                 return (f'latent dim {latent_dim} ({rule} rule) does not compress in_channels={self.in_channels} '
                         '(the official models keep such layers, e.g. the RGB stem, static)')
         if latent_dim % phi_blocks:
             divisors = [d for d in range(1, latent_dim + 1) if latent_dim % d == 0]
-            raise ValueError(f'phi_blocks={phi_blocks} must divide latent_dim={latent_dim} (allowed: {divisors})')
+            if rule is None:  # two options that contradict each other, whatever the conv
+                raise ValueError(f'phi_blocks={phi_blocks} must divide latent_dim={latent_dim} (allowed: {divisors})')
+            return f'phi_blocks={phi_blocks} must divide latent dim {latent_dim} ({rule} rule; allowed: {divisors})'
         if squeeze is None:
             ratio = squeeze_ratio if squeeze_ratio is not None else DEFAULT_SQUEEZE_RATIO[rule or 'resnet']
             squeeze = max(MIN_SQUEEZE, max(self.in_channels * pool_size**2, latent_dim**2) // ratio)
@@ -278,7 +238,7 @@ class DCDConv2d(nn.Module):
             self.norm_phi = norm_layer(lat).to(**factory)
             self.p = nn.Conv2d(lat, self.out_channels, 1, bias=False, **factory)
 
-    def reset_parameters(self) -> None:
+    def reset_parameters(self) -> None:  # static and dynamic modes alike: W0 is the official static conv
         """The official init: convs ``N(0, sqrt(2 / (k^2 C_out)))`` (Kaiming, fan-out), linears PyTorch's
         default, norms weight 1 and bias 0, and a zero bias."""
         for weight in [self.weight] + [m.weight for m in self.children() if isinstance(m, nn.Conv2d)]:
@@ -300,8 +260,9 @@ class DCDConv2d(nn.Module):
         valid_hw = valid_hw.to(x.device)
         if valid_hw.shape[0] != x.shape[0]:
             raise ValueError(f'the valid region holds {valid_hw.shape[0]} sizes for a batch of {x.shape[0]}')
-        rows = _bin_weights(valid_hw[:, 0], input_hw[0], x.shape[2], self.pool_size, x.dtype)  # (N, p, H)
-        cols = _bin_weights(valid_hw[:, 1], input_hw[1], x.shape[3], self.pool_size, x.dtype)  # (N, p, W)
+        valid = valid_size(valid_hw, input_hw, x.shape[-2:])
+        rows = _bin_weights(valid[:, 0], x.shape[2], self.pool_size, x.dtype)  # (N, p, H)
+        cols = _bin_weights(valid[:, 1], x.shape[3], self.pool_size, x.dtype)  # (N, p, W)
         pooled = rows.unsqueeze(1) @ x @ cols.transpose(1, 2).unsqueeze(1)  # (N, C, p, p)
         return pooled.flatten(1)
 
@@ -318,25 +279,26 @@ class DCDConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(N, C_in, H, W)`` to ``(N, C_out, H', W')``."""
+        if self.is_plain:
+            return self.plain_forward(x)
         out = F.conv2d(x, self.weight, None, self.stride, self.padding, self.dilation, self.groups)
-        if self.dynamic:
-            h = self.fc_squeeze(self._context(x))
-            h = h * hard_sigmoid_2(self.fc_se(h))
-            if self.dynamic_fusion:
-                z = self.norm_q(self.q(self._centre_taps(x)))  # (N, L, H', W')
-                n, lat, ho, wo = z.shape
-                blocks, width = self.phi_blocks, lat // self.phi_blocks
-                phi = self.fc_phi(h).view(n, blocks, width, width)
-                fused = (phi @ z.reshape(n, blocks, width, ho * wo)).view(n, lat, ho, wo)
-                z = self.norm_phi(fused) + z
-                residual = self.p(z)
-                if self.dynamic_scale:
-                    scale = hard_sigmoid_2(self.fc_scale(h))[:, :, None, None]
-                    out = torch.addcmul(residual, out, scale)
-                else:
-                    out = out + residual
+        h = self.fc_squeeze(self._context(x))
+        h = h * hard_sigmoid_2(self.fc_se(h))
+        if self.dynamic_fusion:
+            z = self.norm_q(self.q(self._centre_taps(x)))  # (N, L, H', W')
+            n, lat, ho, wo = z.shape
+            blocks, width = self.phi_blocks, lat // self.phi_blocks
+            phi = self.fc_phi(h).view(n, blocks, width, width)
+            fused = (phi @ z.reshape(n, blocks, width, ho * wo)).view(n, lat, ho, wo)
+            z = self.norm_phi(fused) + z
+            residual = self.p(z)
+            if self.dynamic_scale:
+                scale = hard_sigmoid_2(self.fc_scale(h))[:, :, None, None]
+                out = torch.addcmul(residual, out, scale)
             else:
-                out = out * hard_sigmoid_2(self.fc_scale(h))[:, :, None, None]
+                out = out + residual
+        else:
+            out = out * hard_sigmoid_2(self.fc_scale(h))[:, :, None, None]
         if self.bias is not None:
             out = out + self.bias.view(1, -1, 1, 1)
         return out
@@ -345,20 +307,10 @@ class DCDConv2d(nn.Module):
         """Multiply-adds outside convs/linears/matmuls for an ``output`` of this layer: ``Lambda * (W0 * x) + P z``
         is one per output element (for :func:`mmlight.utils.complexity.dynamic_macs`; the norms, gates and the
         identity add of ``(I + Phi)`` are not counted, as for the project's other dynamic layers)."""
-        return output.numel() if self.dynamic and self.dynamic_scale else 0
+        return output.numel() if not self.is_plain and self.dynamic_scale else 0
 
-    def extra_repr(self) -> str:
-        s = (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, '
-             f'padding={self.padding}')
-        if self.dilation != (1, 1):
-            s += f', dilation={self.dilation}'
-        if self.groups != 1:
-            s += f', groups={self.groups}'
-        if self.bias is None:
-            s += ', bias=False'
-        if not self.dynamic:
-            return s + f', dynamic=False [plain conv: {self.plain_reason}]'
-        s += f', latent_dim={self.latent_dim}'
+    def compact_repr(self) -> str:
+        s = f'latent_dim={self.latent_dim}'
         if self.latent_rule is not None:
             s += f' ({self.latent_rule} rule)'
         s += f', pool_size={self.pool_size}, squeeze={self.squeeze}'
@@ -371,15 +323,11 @@ class DCDConv2d(nn.Module):
         return s
 
 
-def _bin_weights(valid: torch.Tensor, input_size: int, size: int, bins: int, dtype: torch.dtype) -> torch.Tensor:
-    """``(N, bins, size)`` averaging weights of adaptive pooling over the first ``v_i`` of ``size`` positions.
-
-    ``v_i = ceil(valid_i size / input_size)`` (at least 1): the positions of a map at stride ``input_size / size``
-    whose window centre lies in the sample's valid region. Bin ``j`` covers ``[floor(j v / bins),
-    ceil((j + 1) v / bins))``, as ``adaptive_avg_pool2d`` does on a map of size ``v``.
-    """
-    valid = valid.to(torch.long)
-    v = ((valid * size + input_size - 1) // input_size).clamp(1, size)[:, None, None]  # (N, 1, 1)
+def _bin_weights(valid: torch.Tensor, size: int, bins: int, dtype: torch.dtype) -> torch.Tensor:
+    """``(N, bins, size)`` averaging weights of adaptive pooling over the first ``v_i = valid_i`` of ``size``
+    positions: bin ``j`` covers ``[floor(j v / bins), ceil((j + 1) v / bins))``, as ``adaptive_avg_pool2d`` does on
+    a map of size ``v``."""
+    v = valid[:, None, None]  # (N, 1, 1)
     j = torch.arange(bins, device=valid.device)[None, :, None]
     start = torch.div(j * v, bins, rounding_mode='floor')
     end = torch.div((j + 1) * v + bins - 1, bins, rounding_mode='floor')
@@ -390,13 +338,7 @@ def _bin_weights(valid: torch.Tensor, input_size: int, size: int, bins: int, dty
 
 def dcd_layers(module: nn.Module) -> Iterator[DCDConv2d]:
     """Every dynamic :class:`DCDConv2d` inside ``module`` (itself included)."""
-    return (m for m in module.modules() if isinstance(m, DCDConv2d) and m.dynamic)
-
-
-def dcd_valid_region(module: nn.Module, valid_hw: torch.Tensor, input_hw: Tuple[int, int]):
-    """Pool every DCD context of ``module`` over each sample's valid region while the block runs
-    (:func:`mmlight.layers.utils.valid_region` over :func:`dcd_layers`)."""
-    return valid_region(dcd_layers(module), valid_hw, input_hw)
+    return (m for m in module.modules() if isinstance(m, DCDConv2d) and not m.is_plain)
 
 
 def dcd_macs(layer: DCDConv2d, out_hw: Tuple[int, int]) -> int:
@@ -408,7 +350,7 @@ def dcd_macs(layer: DCDConv2d, out_hw: Tuple[int, int]) -> int:
     S L^2 / B`` (``fc_phi``) ``+ H' W' (C_in L + L^2 / B + L C_out)`` (``Q``, ``Phi``, ``P``).
     """
     macs = conv2d_macs(layer.in_channels, layer.out_channels, layer.kernel_size, out_hw, layer.groups)
-    if not layer.dynamic:
+    if layer.is_plain:
         return macs
     s, lat, hw = layer.squeeze, layer.latent_dim, out_hw[0] * out_hw[1]
     macs += layer.in_channels * layer.pool_size**2 * s + s * s
@@ -447,8 +389,8 @@ class DCDLinear(nn.Module):
                             ('latent_dim', latent_dim), ('squeeze', squeeze)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f'{name} must be a positive int, got {value!r}')
-        self.in_features, self.out_features, self.latent_dim, self.squeeze = (in_features, out_features,
-                                                                               latent_dim, squeeze)
+        self.in_features, self.out_features = in_features, out_features
+        self.latent_dim, self.squeeze = latent_dim, squeeze
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.empty(out_features))
         self.q = nn.Linear(in_features, latent_dim, bias=False)

@@ -10,69 +10,102 @@ from typing import Callable, Optional, Union
 import torch
 from torch import nn
 
-from .utils import IntPair, to_int, to_pair
+from .base import CompactConv2d
+from .utils import IntPair
 
 LayerFactory = Callable[[int], nn.Module]
 
 
-class DepthwiseSeparableConv2d(nn.Module):
-    """Depthwise ``k x k`` conv (``groups = C_in``) followed by a pointwise ``1 x 1`` conv.
+class DepthwiseSeparableConv2d(CompactConv2d):
+    """Depthwise ``k x k`` conv (``groups = C_in``) followed by a pointwise ``1 x 1`` conv, with the ``nn.Conv2d``
+    signature (:class:`~mmlight.layers.base.CompactConv2d`).
 
     Args:
         in_channels (int): Input channels.
         out_channels (int): Output channels.
-        kernel_size (int | tuple[int, int]): Kernel of the depthwise conv. Default: 3.
+        kernel_size (int | tuple[int, int]): Kernel of the depthwise conv.
         stride (int | tuple[int, int]): Stride of the depthwise conv. Default: 1.
-        padding (int | tuple[int, int], optional): Padding of the depthwise conv; ``None`` keeps the size for
-            stride 1 (``dilation * (k - 1) // 2``). Default: None.
+        padding (int | tuple[int, int] | str): Zero padding of the depthwise conv (``'same'``/``'valid'`` as
+            ``nn.Conv2d``). Default: 0.
         dilation (int | tuple[int, int]): Dilation of the depthwise conv. Default: 1.
-        groups (int): Must be 1 (accepted for the ``nn.Conv2d`` signature used by ``build_conv_layer``).
-        bias (bool): Bias on the pointwise conv (and on the depthwise conv when there is no ``mid_norm``).
-            Default: True, as ``nn.Conv2d``.
+        groups (int): Groups of the conv being replaced; a grouped or depthwise conv has nothing to separate, so
+            ``groups > 1`` means a plain conv. Default: 1.
+        bias (bool): Per-output-channel bias after the pointwise conv. Default: True, as ``nn.Conv2d``.
+        padding_mode (str): Only ``'zeros'``.
+        device, dtype: Where and in which dtype the parameters are created, as for ``nn.Conv2d``.
         mid_norm (callable, optional): ``channels -> module`` applied between the convs (e.g. ``nn.BatchNorm2d``).
         mid_act (callable, optional): ``() -> module`` applied between the convs after ``mid_norm``.
+        strict (bool): Raise ``ValueError`` where the conv cannot be separated (``groups > 1``, a ``1 x 1``
+            kernel), instead of falling back to a plain conv. Default: False.
+
+    Parameters: ``depthwise.weight`` ``(C_in, 1, k_h, k_w)``, ``pointwise.weight`` ``(C_out, C_in, 1, 1)``, ``bias``
+    and the ``mid_norm`` parameters; as a plain conv ``weight`` and ``bias`` exactly as ``nn.Conv2d``.
 
     Note:
         ``forward`` maps ``(N, C_in, H, W)`` to ``(N, C_out, H', W')`` with ``H', W'`` of the depthwise conv.
+
+    Example:
+        >>> layer = DepthwiseSeparableConv2d(32, 64, 3, padding=1)
+        >>> layer(torch.randn(1, 32, 8, 8)).shape
+        torch.Size([1, 64, 8, 8])
+        >>> DepthwiseSeparableConv2d(32, 64, 1).plain_reason
+        'kernel_size=(1, 1): a depthwise 1x1 conv only rescales channels (allowed: kernels larger than 1x1)'
     """
 
-    def __init__(self,
-                 in_channels: int,
-                 out_channels: int,
-                 kernel_size: IntPair = 3,
-                 stride: IntPair = 1,
-                 padding: Optional[IntPair] = None,
-                 dilation: IntPair = 1,
-                 groups: int = 1,
-                 bias: bool = True,
-                 mid_norm: Optional[LayerFactory] = None,
-                 mid_act: Optional[Callable[[], nn.Module]] = None) -> None:
-        super().__init__()
-        in_channels = to_int(in_channels, 'in_channels', 1)
-        out_channels = to_int(out_channels, 'out_channels', 1)
-        if to_int(groups, 'groups', 1) != 1:
-            raise ValueError(f'groups must be 1 for DepthwiseSeparableConv2d (its depthwise part is grouped by '
-                             f'construction), got {groups}')
-        kernel_size = to_pair(kernel_size, 'kernel_size', 1)
-        dilation = to_pair(dilation, 'dilation', 1)
-        if padding is None:
-            padding = tuple(d * (k - 1) // 2 for k, d in zip(kernel_size, dilation))
-        padding = to_pair(padding, 'padding', 0)
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, to_pair(stride, 'stride', 1), \
-            padding, dilation
-        self.depthwise = nn.Conv2d(in_channels, in_channels, kernel_size, self.stride, padding, dilation,
-                                   groups=in_channels, bias=bias and mid_norm is None)
-        self.mid_norm = mid_norm(in_channels) if mid_norm is not None else nn.Identity()
-        self.mid_act = mid_act() if mid_act is not None else nn.Identity()
-        self.pointwise = nn.Conv2d(in_channels, out_channels, 1, bias=bias)
+    method = 'a depthwise-separable conv'
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
+                 padding: Union[IntPair, str] = 0, dilation: IntPair = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = 'zeros', device=None, dtype=None, mid_norm: Optional[LayerFactory] = None,
+                 mid_act: Optional[Callable[[], nn.Module]] = None, strict: bool = False) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, device, dtype)
+        reason = ''
+        if self.groups != 1:
+            reason = f'groups={self.groups}: a grouped conv has nothing to separate (allowed: groups=1)'
+        elif self.kernel_size == (1, 1):
+            reason = ('kernel_size=(1, 1): a depthwise 1x1 conv only rescales channels (allowed: kernels larger '
+                      'than 1x1)')
+        if self.fall_back_if(reason, strict):
+            self.build_plain(bias)
+        else:
+            factory = self.factory_kwargs
+            self.depthwise = nn.Conv2d(self.in_channels, self.in_channels, self.kernel_size, self.stride,
+                                       self.padding, self.dilation, groups=self.in_channels, bias=False, **factory)
+            self.mid_norm = mid_norm(self.in_channels) if mid_norm is not None else nn.Identity()
+            self.mid_act = mid_act() if mid_act is not None else nn.Identity()
+            self.pointwise = nn.Conv2d(self.in_channels, self.out_channels, 1, bias=False, **factory)
+            self.build_bias(bias)
+        self.reset_parameters()
+
+    def reset_compact_parameters(self) -> None:
+        """``nn.Conv2d``'s initialisation for both convs, a zero bias, the norm's own reset."""
+        self.depthwise.reset_parameters()
+        self.pointwise.reset_parameters()
+        if hasattr(self.mid_norm, 'reset_parameters'):
+            self.mid_norm.reset_parameters()
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(N, C_in, H, W)`` to ``(N, C_out, H', W')``."""
-        return self.pointwise(self.mid_act(self.mid_norm(self.depthwise(x))))
+        if self.is_plain:
+            return self.plain_forward(x)
+        out = self.pointwise(self.mid_act(self.mid_norm(self.depthwise(x))))
+        return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
 
     def dense_weight(self) -> torch.Tensor:
         """The ``(C_out, C_in, kh, kw)`` kernel of the equivalent dense conv (linear case: no mid norm/act)."""
+        if self.is_plain:
+            if self.groups != 1:
+                raise ValueError(f'dense_weight() of a grouped plain conv (groups={self.groups}) is not defined here')
+            return self.weight
         if not (isinstance(self.mid_norm, nn.Identity) and isinstance(self.mid_act, nn.Identity)):
             raise ValueError('dense_weight() exists only without mid_norm/mid_act (the layer is then linear)')
         return self.pointwise.weight[:, :, 0, 0, None, None] * self.depthwise.weight[:, 0][None]
+
+    def compact_repr(self) -> str:
+        s = 'depthwise, pointwise'
+        if not isinstance(self.mid_norm, nn.Identity) or not isinstance(self.mid_act, nn.Identity):
+            s += ', mid norm/act'
+        return s

@@ -27,8 +27,8 @@ channel, through exactly one primary channel. Parameters: ``C_out C_in k^2 / L +
 The layer has the ``nn.Conv2d`` signature, so mmcv's ``build_conv_layer`` (and mmdet's ResNet through
 ``conv_cfg=dict(type='IGC', ...)``) can build it for any conv. Where IGC is undefined or pointless for a layer
 (a grouped conv, a 1x1 kernel, channels that the partitions do not divide, e.g. the 3-channel stem) it is a plain
-conv with ``nn.Conv2d``'s parameters (``weight``, ``bias``) and says why in its repr; ``strict=True`` turns that
-fallback into a ``ValueError``.
+conv with ``nn.Conv2d``'s parameters (``weight``, ``bias``) and says why in ``plain_reason`` and its repr;
+``strict=True`` turns that fallback into a ``ValueError``.
 """
 import math
 from typing import List, Optional, Tuple
@@ -37,7 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .utils import IntPair, channel_shuffle, check_divisible, conv2d_macs, to_int, to_pair
+from .base import CompactConv2d
+from .utils import IntPair, channel_shuffle, conv2d_macs, to_int, to_pair
 
 #: ``M`` used when neither partition count is given: the paper finds ``M = 2`` the most accurate (IGC-L100M2).
 DEFAULT_SECONDARY_GROUPS = 2
@@ -93,27 +94,29 @@ def igc_params(in_channels: int, out_channels: int, kernel_size: IntPair, primar
     return out_channels * in_channels * kh * kw // primary_groups + out_channels * out_channels // secondary_groups
 
 
-class IGCConv2d(nn.Module):
-    """Interleaved group convolution with the ``nn.Conv2d`` signature.
+class IGCConv2d(CompactConv2d):
+    """Interleaved group convolution with the ``nn.Conv2d`` signature (:class:`~mmlight.layers.base.CompactConv2d`).
 
     Args:
         in_channels (int): Input channels ``C_in``.
         out_channels (int): Output channels ``C_out = L M``.
         kernel_size (int | tuple[int, int]): Kernel of the primary (spatial) conv.
         stride (int | tuple[int, int]): Stride of the primary conv. Default: 1.
-        padding (int | tuple[int, int]): Zero padding of the primary conv. Default: 0.
+        padding (int | tuple[int, int] | str): Zero padding of the primary conv (``'same'``/``'valid'`` as
+            ``nn.Conv2d``). Default: 0.
         dilation (int | tuple[int, int]): Dilation of the primary conv. Default: 1.
         groups (int): Groups of the conv being replaced; IGC replaces dense convs, so ``groups > 1`` means a plain
             conv. Default: 1.
         bias (bool): Add a learnable per-output-channel bias (after the inverse permutation). Default: True.
+        padding_mode (str): Only ``'zeros'``.
         device, dtype: Where and in which dtype the parameters are created, as for ``nn.Conv2d``.
         primary_groups (int, optional): ``L``, the number of primary partitions; must divide ``C_in`` and
             ``C_out``. Default: ``C_out / M``.
         secondary_groups (int, optional): ``M``, the number of secondary partitions (the channels of each primary
             partition). Default: 2 when ``primary_groups`` is not given either, else ``C_out / L``.
         strict (bool): Raise ``ValueError`` (naming the parameter and the allowed values) where the block cannot
-            be built, instead of falling back to a plain conv. Default: False (the ``conv_cfg`` use, where one
-            option is applied to every conv of a network).
+            be built for this conv, instead of falling back to a plain conv. Default: False (the ``conv_cfg`` use,
+            where one option is applied to every conv of a network).
 
     Parameters: ``weight_primary`` ``(C_out, C_in / L, k_h, k_w)``, ``weight_secondary`` ``(C_out, L, 1, 1)`` (the
     secondary conv's kernel in its own, permuted, channel order) and ``bias``; as a plain conv ``weight`` and
@@ -122,66 +125,50 @@ class IGCConv2d(nn.Module):
     Note:
         ``forward`` maps ``(N, C_in, H, W)`` to ``(N, C_out, H', W')`` with ``H', W'`` as for ``nn.Conv2d``. The
         MACs per output pixel are ``C_out C_in k^2 / L + C_out^2 / M`` (:func:`igc_params` without bias).
+
+    Example:
+        >>> layer = IGCConv2d(64, 64, 3, padding=1, secondary_groups=2)
+        >>> layer.primary_groups, layer.secondary_groups
+        (32, 2)
+        >>> layer(torch.randn(1, 64, 8, 8)).shape
+        torch.Size([1, 64, 8, 8])
+        >>> IGCConv2d(64, 64, 3, padding=1, secondary_groups=5).is_plain  # 5 does not divide 64
+        True
     """
 
-    def __init__(self,
-                 in_channels: int,
-                 out_channels: int,
-                 kernel_size: IntPair,
-                 stride: IntPair = 1,
-                 padding: IntPair = 0,
-                 dilation: IntPair = 1,
-                 groups: int = 1,
-                 bias: bool = True,
-                 device=None,
-                 dtype=None,
-                 primary_groups: Optional[int] = None,
-                 secondary_groups: Optional[int] = None,
-                 strict: bool = False) -> None:
-        super().__init__()
-        self.in_channels = to_int(in_channels, 'in_channels', 1)
-        self.out_channels = to_int(out_channels, 'out_channels', 1)
-        self.kernel_size = to_pair(kernel_size, 'kernel_size', 1)
-        self.stride = to_pair(stride, 'stride', 1)
-        self.padding = to_pair(padding, 'padding', 0)
-        self.dilation = to_pair(dilation, 'dilation', 1)
-        self.groups = to_int(groups, 'groups', 1)
-        check_divisible(self.in_channels, self.groups, 'in_channels', 'groups')
-        check_divisible(self.out_channels, self.groups, 'out_channels', 'groups')
-        self.transposed, self.output_padding = False, (0, 0)  # nn.Conv2d attributes read by mmcv
-        if not isinstance(strict, bool):
-            raise TypeError(f'strict must be a bool, got {strict!r}')
+    method = 'an IGC block'
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
+                 padding: IntPair = 0, dilation: IntPair = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = 'zeros', device=None, dtype=None, primary_groups: Optional[int] = None,
+                 secondary_groups: Optional[int] = None, strict: bool = False) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, device, dtype)
         if primary_groups is not None:
             primary_groups = to_int(primary_groups, 'primary_groups', 1)
         if secondary_groups is not None:
             secondary_groups = to_int(secondary_groups, 'secondary_groups', 1)
-        factory = dict(device=device, dtype=dtype)
-
         self.primary_groups: Optional[int] = None
         self.secondary_groups: Optional[int] = None
-        self.plain_reason = self._unsupported_reason(primary_groups, secondary_groups)
-        if not self.plain_reason:
-            partitions, self.plain_reason = igc_partitions(self.in_channels, self.out_channels, primary_groups,
-                                                           secondary_groups)
+        reason = self._unsupported_reason()
+        if not reason:
+            partitions, reason = igc_partitions(self.in_channels, self.out_channels, primary_groups,
+                                                secondary_groups)
             if partitions is not None:
                 self.primary_groups, self.secondary_groups = partitions
-        if self.plain_reason and strict:
-            raise ValueError(f'IGCConv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}) '
-                             f'cannot be an IGC block: {self.plain_reason}')
-
-        if self.plain_reason:
-            self.weight = nn.Parameter(
-                torch.empty(self.out_channels, self.in_channels // self.groups, *self.kernel_size, **factory))
+        if self.fall_back_if(reason, strict):
+            self.primary_groups = self.secondary_groups = None
+            self.build_plain(bias)
         else:
+            factory = self.factory_kwargs
             self.weight_primary = nn.Parameter(
                 torch.empty(self.out_channels, self.in_channels // self.primary_groups, *self.kernel_size,
                             **factory))
-            self.weight_secondary = nn.Parameter(
-                torch.empty(self.out_channels, self.primary_groups, 1, 1, **factory))
-        self.bias = nn.Parameter(torch.empty(self.out_channels, **factory)) if bias else None
+            self.weight_secondary = nn.Parameter(torch.empty(self.out_channels, self.primary_groups, 1, 1, **factory))
+            self.build_bias(bias)
         self.reset_parameters()
 
-    def _unsupported_reason(self, primary_groups: Optional[int], secondary_groups: Optional[int]) -> str:
+    def _unsupported_reason(self) -> str:
         """Why the layer is no IGC block whatever the partitions are (``''`` if it can be one)."""
         if self.groups != 1:
             return f'groups={self.groups}: IGC replaces dense convs (allowed: groups=1)'
@@ -190,27 +177,12 @@ class IGCConv2d(nn.Module):
                     'allowed: kernels larger than 1x1')
         return ''
 
-    @property
-    def is_plain(self) -> bool:
-        """Whether the layer fell back to a plain conv (the reason is :attr:`plain_reason`)."""
-        return bool(self.plain_reason)
-
-    def reset_parameters(self) -> None:
-        """Variance-preserving normal init of every kernel (fan-in, linear gain); zero bias.
-
-        Primary and secondary convs form a linear chain, so each keeps the variance of its input.
-        """
-        for weight in self.parameters():
-            if weight.dim() == 4:
-                fan_in = weight.shape[1] * weight.shape[2] * weight.shape[3]
-                nn.init.normal_(weight, 0.0, 1.0 / math.sqrt(fan_in))
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
+    # Primary and secondary convs form a linear chain initialised by the base's variance-preserving rule.
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(N, C_in, H, W)`` to ``(N, C_out, H', W')``."""
-        if self.plain_reason:
-            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        if self.is_plain:
+            return self.plain_forward(x)
         y = F.conv2d(x, self.weight_primary, None, self.stride, self.padding, self.dilation, self.primary_groups)
         y = channel_shuffle(y, self.primary_groups)
         y = F.conv2d(y, self.weight_secondary, None, 1, 0, 1, self.secondary_groups)
@@ -246,15 +218,5 @@ class IGCConv2d(nn.Module):
         return (conv2d_macs(self.in_channels, self.out_channels, self.kernel_size, out_hw, self.primary_groups)
                 + conv2d_macs(self.out_channels, self.out_channels, 1, out_hw, self.secondary_groups))
 
-    def extra_repr(self) -> str:
-        s = (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, '
-             f'padding={self.padding}')
-        if self.dilation != (1, 1):
-            s += f', dilation={self.dilation}'
-        if self.groups != 1:
-            s += f', groups={self.groups}'
-        if self.bias is None:
-            s += ', bias=False'
-        if self.plain_reason:
-            return s + f' [plain conv: {self.plain_reason}]'
-        return s + f', primary_groups(L)={self.primary_groups}, secondary_groups(M)={self.secondary_groups}'
+    def compact_repr(self) -> str:
+        return f'primary_groups(L)={self.primary_groups}, secondary_groups(M)={self.secondary_groups}'

@@ -13,14 +13,14 @@
 Pure PyTorch; the backbone (``mmlight.models.backbones.micronet``) assembles them into MicroNet-M0..M3.
 """
 import math
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .utils import (IntPair, check_divisible, interleave_permutation, make_divisible, to_int, to_pair,
-                    valid_region)
+from .base import CompactConv2d
+from .utils import IntPair, check_divisible, interleave_permutation, make_divisible, to_int, to_pair, valid_size
 
 LayerFactory = Callable[[int], nn.Module]
 #: ``(rows, columns)`` of the valid (unpadded) top-left region of every sample, an ``(N, 2)`` integer tensor.
@@ -31,19 +31,6 @@ IMPLEMENTATIONS = ('fast', 'reference')
 
 
 # ---------------------------------------------------------------------------------------------------- channel maps
-def shuffle_permutation(channels: int, shuffles: Sequence[int]) -> List[int]:
-    """Source channel of every output channel after the channel shuffles ``shuffles`` (applied in order).
-
-    ``shuffles`` are ShuffleNet group counts (``channel_shuffle(x, g)``); 1 and ``channels`` are identities.
-    """
-    perm = list(range(channels))
-    for groups in shuffles:
-        check_divisible(channels, groups, 'channels', 'shuffle groups')
-        step = interleave_permutation(channels, channels // groups)
-        perm = [perm[s] for s in step]
-    return perm
-
-
 def shift_index(channels: int, groups: int, shift: int = 1, mode: str = 'official') -> torch.Tensor:
     """Source channel of every channel of Dynamic Shift-Max's ``shift``-th shifted input (``int64``, ``(C,)``).
 
@@ -69,7 +56,7 @@ def _shift_steps(channels: int, groups: int, shift: int, mode: str) -> Tuple[int
 
 
 # ---------------------------------------------------------------------------------------------------- convolutions
-class MicroFactorizedPointwiseConv2d(nn.Module):
+class MicroFactorizedPointwiseConv2d(CompactConv2d):
     """Micro-Factorized pointwise convolution: ``1 x 1`` conv ``W = P Phi Q`` with grouped ``P``, ``Q``.
 
     ``Q``: grouped ``1 x 1`` conv ``C_in -> C_hidden`` (``G`` groups, carries ``stride``/``padding``/``dilation``);
@@ -78,10 +65,11 @@ class MicroFactorizedPointwiseConv2d(nn.Module):
     the paper's ``W = P Phi Q^T``; MicroNet itself places activations and a depthwise conv between ``P`` and ``Q``
     and builds its blocks from plain grouped convs (see the backbone).
 
-    Built through ``build_conv_layer`` (``'MicroFactorizedPointwiseConv'``) it takes ``nn.Conv2d``'s signature and
-    falls back to a plain conv (``weight``/``bias`` as ``nn.Conv2d``, reason in :meth:`extra_repr`) where the
-    factorisation does not apply: kernels other than ``1 x 1``, grouped convs, widths that ``ratio`` does not divide,
-    or no ``G >= 2`` dividing ``C_in``, ``C_hidden`` and ``C_out`` that saves MACs.
+    Built through ``build_conv_layer`` (``'MicroFactorizedPointwiseConv'``) it takes ``nn.Conv2d``'s signature
+    (:class:`~mmlight.layers.base.CompactConv2d`) and falls back to a plain conv (``weight``/``bias`` as
+    ``nn.Conv2d``, reason in ``plain_reason`` and the repr) where the factorisation does not apply: kernels other
+    than ``1 x 1``, grouped convs, widths that ``ratio`` does not divide, a ``factor_groups`` that does not divide
+    ``C_in``, ``C_hidden`` and ``C_out``, or no factorisation that saves MACs.
 
     Args:
         in_channels (int): Input channels.
@@ -92,105 +80,87 @@ class MicroFactorizedPointwiseConv2d(nn.Module):
         dilation (int | tuple[int, int]): Dilation (no effect on a ``1 x 1`` kernel). Default: 1.
         groups (int): Must be 1 for the factorisation (else plain grouped conv). Default: 1.
         bias (bool): Bias on ``P`` (the output). Default: True.
+        padding_mode (str): Only ``'zeros'``.
+        device, dtype: Where and in which dtype the parameters are created, as for ``nn.Conv2d``.
         ratio (int): Squeeze ratio ``R``: ``C_hidden = min(C_in, C_out) / R``. Default: 2.
-        factor_groups (int, optional): ``G``; must divide ``C_in``, ``C_hidden`` and ``C_out`` (``ValueError``
-            otherwise). Default: None, the largest such ``G`` with ``G^2 <= C_hidden``.
+        factor_groups (int, optional): ``G``; must divide ``C_in``, ``C_hidden`` and ``C_out``. Default: None, the
+            largest such ``G`` with ``G^2 <= C_hidden``.
+        strict (bool): Raise ``ValueError`` where the factorisation cannot be built for this conv, instead of
+            falling back to a plain conv. Default: False.
 
     Note:
         ``forward`` maps ``(N, C_in, H, W)`` to ``(N, C_out, H', W')``.
     """
 
-    def __init__(self,
-                 in_channels: int,
-                 out_channels: int,
-                 kernel_size: IntPair = 1,
-                 stride: IntPair = 1,
-                 padding: IntPair = 0,
-                 dilation: IntPair = 1,
-                 groups: int = 1,
-                 bias: bool = True,
-                 ratio: int = 2,
-                 factor_groups: Optional[int] = None) -> None:
-        super().__init__()
-        self.in_channels = to_int(in_channels, 'in_channels', 1)
-        self.out_channels = to_int(out_channels, 'out_channels', 1)
-        self.kernel_size = to_pair(kernel_size, 'kernel_size', 1)
-        self.stride = to_pair(stride, 'stride', 1)
-        self.padding = to_pair(padding, 'padding', 0)
-        self.dilation = to_pair(dilation, 'dilation', 1)
-        self.groups = to_int(groups, 'groups', 1)
+    method = 'a Micro-Factorized pointwise conv'
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair = 1, stride: IntPair = 1,
+                 padding: IntPair = 0, dilation: IntPair = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = 'zeros', device=None, dtype=None, ratio: int = 2,
+                 factor_groups: Optional[int] = None, strict: bool = False) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, device, dtype)
         self.ratio = to_int(ratio, 'ratio', 1)
-        self.transposed, self.output_padding = False, (0, 0)  # nn.Conv2d attributes read by mmcv's ConvModule
         if factor_groups is not None:
             factor_groups = to_int(factor_groups, 'factor_groups', 1)
         self.hidden_channels = 0
         self.factor_groups = 0
-        self.fallback = self._fallback_reason(factor_groups)
-        if self.fallback:
-            check_divisible(self.in_channels, self.groups, 'in_channels', 'groups')
-            check_divisible(self.out_channels, self.groups, 'out_channels', 'groups')
-            self.weight = nn.Parameter(torch.empty(self.out_channels, self.in_channels // self.groups,
-                                                   *self.kernel_size))
-            self.bias = nn.Parameter(torch.empty(self.out_channels)) if bias else None
+        if self.fall_back_if(self._plain_reason(factor_groups), strict):
+            self.build_plain(bias)
         else:
-            g = self.factor_groups
+            g, factory = self.factor_groups, self.factory_kwargs
             self.squeeze = nn.Conv2d(self.in_channels, self.hidden_channels, 1, self.stride, self.padding,
-                                     self.dilation, groups=g, bias=False)
-            self.expand = nn.Conv2d(self.hidden_channels, self.out_channels, 1, groups=g, bias=bias)
+                                     self.dilation, groups=g, bias=False, **factory)
+            self.expand = nn.Conv2d(self.hidden_channels, self.out_channels, 1, groups=g, bias=False, **factory)
+            self.build_bias(bias)
         self.reset_parameters()
 
-    def _fallback_reason(self, factor_groups: Optional[int]) -> str:
+    def _plain_reason(self, factor_groups: Optional[int]) -> str:
+        """Why the factorisation does not apply to this conv (``''`` if it does); sets the hidden width and ``G``."""
         if self.kernel_size != (1, 1):
             return f'kernel_size={self.kernel_size} is not 1x1'
         if self.groups != 1:
             return f'groups={self.groups}: already a grouped conv'
         narrow = min(self.in_channels, self.out_channels)
         if narrow % self.ratio:
-            if factor_groups is not None:
-                raise ValueError(f'factor_groups={factor_groups} needs ratio={self.ratio} to divide '
-                                 f'min(in_channels, out_channels)={narrow}')
             return f'ratio={self.ratio} does not divide min(in_channels, out_channels)={narrow}'
         hidden = narrow // self.ratio
         common = math.gcd(math.gcd(self.in_channels, self.out_channels), hidden)
+        divisors = [d for d in range(1, common + 1) if common % d == 0]
         if factor_groups is not None:
             if common % factor_groups:
-                raise ValueError(f'factor_groups must divide in_channels={self.in_channels}, hidden channels '
-                                 f'{hidden} and out_channels={self.out_channels} (allowed: divisors of {common}), '
-                                 f'got {factor_groups}')
+                return (f'factor_groups={factor_groups} does not divide in_channels={self.in_channels}, hidden '
+                        f'channels {hidden} and out_channels={self.out_channels} (allowed: {divisors})')
             g = factor_groups
         else:
-            g = max([d for d in range(1, common + 1) if common % d == 0 and d * d <= hidden])
+            g = max(d for d in divisors if d * d <= hidden)
             if g < 2:
                 return f'no factor_groups >= 2 divides {self.in_channels}, {hidden} and {self.out_channels}'
         if (self.in_channels + self.out_channels) * hidden // g >= self.in_channels * self.out_channels:
-            if factor_groups is not None:
-                raise ValueError(f'factor_groups={factor_groups} with ratio={self.ratio} would cost as much as the '
-                                 f'dense conv ({self.in_channels} -> {self.out_channels})')
-            return f'the factorisation (ratio={self.ratio}, G={g}) would not save MACs'
+            return (f'the factorisation (ratio={self.ratio}, factor_groups={g}) would cost as much as the dense conv '
+                    f'({self.in_channels} -> {self.out_channels})')
         self.hidden_channels, self.factor_groups = hidden, g
         return ''
 
-    def reset_parameters(self) -> None:
-        """``nn.Conv2d``'s initialisation for every conv (or the fallback weight)."""
-        if self.fallback:
-            nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-            if self.bias is not None:
-                fan_in = self.weight[0].numel()
-                nn.init.uniform_(self.bias, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
-        else:
-            self.squeeze.reset_parameters()
-            self.expand.reset_parameters()
+    def reset_compact_parameters(self) -> None:
+        """``nn.Conv2d``'s initialisation for both convs and for the bias (as the expand conv's)."""
+        self.squeeze.reset_parameters()
+        self.expand.reset_parameters()
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.expand.weight[0].numel())
+            nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(N, C_in, H, W)`` to ``(N, C_out, H', W')``."""
-        if self.fallback:
-            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
-        hidden = self.squeeze(x)
-        return self.expand(hidden.unflatten(1, (self.factor_groups, -1)).transpose(1, 2).flatten(1, 2))
+        if self.is_plain:
+            return self.plain_forward(x)
+        hidden = self.squeeze(x).unflatten(1, (self.factor_groups, -1)).transpose(1, 2).flatten(1, 2)
+        out = self.expand(hidden)
+        return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
 
     def dense_weight(self) -> torch.Tensor:
         """The ``(C_out, C_in, 1, 1)`` kernel of the equivalent dense conv, ``P Phi Q``."""
-        if self.fallback:
+        if self.is_plain:
             return self.weight
         g = self.factor_groups
 
@@ -203,12 +173,8 @@ class MicroFactorizedPointwiseConv2d(nn.Module):
         p = block_diagonal(self.expand)  # (out, hidden)
         return (p @ q[perm])[:, :, None, None]
 
-    def extra_repr(self) -> str:
-        text = (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, '
-                f'padding={self.padding}')
-        if self.fallback:
-            return text + f', groups={self.groups}, plain conv: {self.fallback}'
-        return text + f', ratio={self.ratio}, hidden={self.hidden_channels}, factor_groups={self.factor_groups}'
+    def compact_repr(self) -> str:
+        return f'ratio={self.ratio}, hidden={self.hidden_channels}, factor_groups={self.factor_groups}'
 
 
 class MicroFactorizedDepthwiseConv2d(nn.Module):
@@ -269,14 +235,6 @@ class MicroFactorizedDepthwiseConv2d(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------------- Dynamic Shift-Max
-def scale_region(valid_hw: torch.Tensor, input_hw: Tuple[int, int], hw: Tuple[int, int]) -> torch.Tensor:
-    """Valid rows/columns of an ``hw`` feature map of images whose valid size is ``valid_hw`` in an ``input_hw``
-    input: ``ceil(h_i H_l / H)``, ``ceil(w_i W_l / W)`` (``ceil(h_i / stride)`` for strided layers)."""
-    size = torch.tensor(hw, device=valid_hw.device)
-    full = torch.tensor(input_hw, device=valid_hw.device)
-    return torch.div(valid_hw * size + full - 1, full, rounding_mode='floor').clamp(max=size)
-
-
 def _pool(x: torch.Tensor, region: Region) -> torch.Tensor:
     """Mean of every ``(N, C)`` plane of ``x`` over the whole map, or over each sample's valid ``region``."""
     if region is None:
@@ -510,12 +468,12 @@ class DynamicShiftMax(nn.Module):
         # the inverse permutations: shifted_j = x[:, index_j] returns its gradient as a gather by inverse_j
         self.register_buffer('inverse_index', index.argsort(1), persistent=False)
 
-    #: ``(valid_hw, input_hw)`` set by :func:`dynamic_shift_max_region` while a padded batch runs.
+    #: ``(valid_hw, input_hw)`` set by :func:`~mmlight.layers.utils.valid_region` while a padded batch runs.
     valid_region: Optional[Tuple[torch.Tensor, Tuple[int, int]]] = None
 
     def _region(self, x: torch.Tensor, region: Region) -> Region:
         if region is None and self.valid_region is not None:
-            region = scale_region(*self.valid_region, tuple(x.shape[-2:]))
+            region = valid_size(*self.valid_region, tuple(x.shape[-2:]))
         return region
 
     # -------------------------------------------------------------- coefficients
@@ -581,37 +539,3 @@ class DynamicShiftMax(nn.Module):
         return (f'{self.channels}, groups={self.groups}, K={self.num_branches}, J={self.num_shifts}, '
                 f'squeeze={self.squeeze_channels}, act_max={self.act_max}, init_offsets={self.init_offsets}, '
                 f'shift={self.shift!r}, implementation={self.implementation!r}')
-
-
-def dynamic_shift_max_layers(module: nn.Module) -> Iterator[DynamicShiftMax]:
-    """Every :class:`DynamicShiftMax` in ``module``."""
-    return (m for m in module.modules() if isinstance(m, DynamicShiftMax))
-
-
-def dynamic_shift_max_region(module: nn.Module, valid_hw: torch.Tensor, input_hw: Tuple[int, int]):
-    """Pool every Dynamic Shift-Max context of ``module`` over each sample's valid region while the block runs
-    (:func:`mmlight.layers.utils.valid_region` over :func:`dynamic_shift_max_layers`; sizes per layer by
-    :func:`scale_region`)."""
-    return valid_region(dynamic_shift_max_layers(module), valid_hw, input_hw)
-
-
-class ChannelShuffles(nn.Module):
-    """A sequence of ShuffleNet channel shuffles (``shuffles``: group counts, in order) applied as one gather.
-
-    Note:
-        ``forward`` maps ``(N, C, H, W)`` to ``(N, C, H, W)``.
-    """
-
-    def __init__(self, channels: int, shuffles: Sequence[int]) -> None:
-        super().__init__()
-        self.channels = to_int(channels, 'channels', 1)
-        self.shuffles = tuple(to_int(g, 'shuffles', 1) for g in shuffles)
-        self.register_buffer('index', torch.tensor(shuffle_permutation(self.channels, self.shuffles)),
-                             persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map ``(N, C, H, W)`` to ``(N, C, H, W)``."""
-        return x.index_select(1, self.index)
-
-    def extra_repr(self) -> str:
-        return f'{self.channels}, shuffles={self.shuffles}'

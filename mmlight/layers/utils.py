@@ -2,9 +2,12 @@
 
 * argument checks: :func:`to_int`, :func:`to_pair`, :func:`check_divisible`;
 * channel rounding: :func:`make_divisible`;
-* channel permutations: :func:`channel_shuffle` (ShuffleNet's, by groups), :func:`interleave_permutation` and the
-  fused concatenate-and-shuffle :func:`interleave_concat`;
-* cost: :func:`conv2d_macs`, the dense-convolution MAC formula the compact layers are measured against.
+* channel permutations: :func:`channel_shuffle` (ShuffleNet's, by groups), :func:`shuffle_permutation` and
+  :class:`ChannelShuffles` (a sequence of shuffles as one gather), :func:`interleave_permutation` and the fused
+  concatenate-and-shuffle :func:`interleave_concat`;
+* cost: :func:`conv2d_macs`, the dense-convolution MAC formula the compact layers are measured against;
+* padding-aware context pooling: :func:`zero_padding_extent`, :func:`valid_size`, :func:`context_layers`,
+  :func:`valid_region`.
 """
 import contextlib
 import numbers
@@ -95,6 +98,41 @@ def interleave_permutation(num_channels: int, unit: int) -> List[int]:
         raise ValueError(f'unit and num_channels must be positive, got {unit} and {num_channels}')
     num_groups = -(-num_channels // unit)
     return [g * unit + r for r in range(unit) for g in range(num_groups) if g * unit + r < num_channels]
+
+
+def shuffle_permutation(channels: int, shuffles: Sequence[int]) -> List[int]:
+    """Source channel of every output channel after the channel shuffles ``shuffles`` (applied in order).
+
+    ``shuffles`` are ShuffleNet group counts (``channel_shuffle(x, g)``); 1 and ``channels`` are identities.
+    """
+    perm = list(range(channels))
+    for groups in shuffles:
+        check_divisible(channels, groups, 'channels', 'shuffle groups')
+        step = interleave_permutation(channels, channels // groups)
+        perm = [perm[s] for s in step]
+    return perm
+
+
+class ChannelShuffles(nn.Module):
+    """A sequence of ShuffleNet channel shuffles (``shuffles``: group counts, in order) applied as one gather.
+
+    Note:
+        ``forward`` maps ``(N, C, H, W)`` to ``(N, C, H, W)``.
+    """
+
+    def __init__(self, channels: int, shuffles: Sequence[int]) -> None:
+        super().__init__()
+        self.channels = to_int(channels, 'channels', 1)
+        self.shuffles = tuple(to_int(g, 'shuffles', 1) for g in shuffles)
+        self.register_buffer('index', torch.tensor(shuffle_permutation(self.channels, self.shuffles)),
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(N, C, H, W)`` to ``(N, C, H, W)``."""
+        return x.index_select(1, self.index)
+
+    def extra_repr(self) -> str:
+        return f'{self.channels}, shuffles={self.shuffles}'
 
 
 def _is_channels_last(t: torch.Tensor) -> bool:
@@ -218,7 +256,7 @@ def interleave_concat(parts: Sequence[torch.Tensor], unit: int,
     return _InterleaveConcat.apply(unit, widths, *parts)
 
 
-# ---------------------------------------------------------------- padding-aware context pooling (DCD, Dynamic Shift-Max)
+# ------------------------------------------------------------ padding-aware context pooling (DCD, Dynamic Shift-Max)
 def zero_padding_extent(x: torch.Tensor) -> torch.Tensor:
     """``(N, 2)`` height and width of each sample without its trailing all-zero rows and columns.
 
@@ -236,16 +274,35 @@ def zero_padding_extent(x: torch.Tensor) -> torch.Tensor:
     return torch.stack(sizes, 1)
 
 
+def valid_size(valid_hw: torch.Tensor, input_hw: Tuple[int, int], hw: Tuple[int, int]) -> torch.Tensor:
+    """``(N, 2)`` valid rows and columns of an ``hw`` feature map of images whose valid size is ``valid_hw`` in an
+    ``input_hw`` network input: ``ceil(h_i H_l / H)`` and ``ceil(w_i W_l / W)``, within ``[1, H_l]``/``[1, W_l]``.
+
+    These are the positions of a map at stride ``H / H_l`` whose window starts inside the image (``ceil(h_i / s)``
+    for a stride-``s`` layer); pooling over them equals pooling the feature map of the cropped image.
+    """
+    size = torch.tensor([int(hw[0]), int(hw[1])], device=valid_hw.device)
+    full = torch.tensor([int(input_hw[0]), int(input_hw[1])], device=valid_hw.device)
+    scaled = torch.div(valid_hw.to(torch.long) * size + full - 1, full, rounding_mode='floor')
+    return torch.minimum(scaled.clamp(min=1), size)
+
+
+def context_layers(module: nn.Module) -> List[nn.Module]:
+    """Every layer in ``module`` that pools a context from its input (it has a ``valid_region`` attribute: DCD,
+    Dynamic Shift-Max), leaving out plain-conv fallbacks."""
+    return [m for m in module.modules() if hasattr(m, 'valid_region') and not getattr(m, 'is_plain', False)]
+
+
 @contextlib.contextmanager
 def valid_region(layers: Iterable[nn.Module], valid_hw: torch.Tensor, input_hw: Tuple[int, int]) -> Iterator[None]:
     """While the block runs, set ``valid_region = (valid_hw, input_hw)`` on every layer of ``layers``.
 
     The dynamic layers (DCD, Dynamic Shift-Max) then pool their context over each sample's valid region: padding is
     assumed at the bottom and right (mmdet's ``DetDataPreprocessor``), and a layer whose input is ``H_l x W_l``
-    pools the first ``ceil(h_i H_l / H)`` rows and ``ceil(w_i W_l / W)`` columns.
+    pools the rows and columns given by :func:`valid_size`.
 
     Args:
-        layers: The layers to set (e.g. ``dcd_layers(model)``).
+        layers: The layers to set (e.g. ``context_layers(model)``).
         valid_hw (Tensor): ``(N, 2)`` valid (unpadded) height and width of each sample in the network input.
         input_hw (tuple[int, int]): ``(H, W)`` of the (padded) network input.
     """

@@ -3,13 +3,15 @@
 Conv layers go into mmengine's root ``MODELS``, next to mmcv's own ``Conv2d``/``ConvWS``/``DCN``: mmcv's
 ``build_conv_layer`` and ``ConvModule`` then find them (``conv_cfg=dict(type='CompConv128')``) under any default
 scope (mmdet, mmpretrain, mmengine, an ImageNet config's), because every scope's ``MODELS`` is a child of the root.
-Each class takes ``nn.Conv2d``'s ``(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
-bias)`` plus its own options from the config dict.
+Every class is a :class:`~mmlight.layers.CompactConv2d`: it takes ``nn.Conv2d``'s ``(in_channels, out_channels,
+kernel_size, stride, padding, dilation, groups, bias)`` plus its own options from the config dict, has the attributes
+``ConvModule`` reads, and falls back to a plain conv (``plain_reason``) where its method does not apply to a conv,
+or raises with ``strict=True``.
 """
 from mmengine.registry import MODELS
 
-from ..layers import CompConv2d, CompConv128, DCDConv2d, DepthwiseSeparableConv2d, IGCConv2d
-from ..layers import MicroFactorizedPointwiseConv2d
+from ..layers import (CompConv2d, CompConv128, DCDConv2d, DepthwiseSeparableConv2d, IGCConv2d,
+                      MicroFactorizedPointwiseConv2d)
 
 CONV_LAYERS = {
     'CompConv': CompConv2d,
