@@ -5,7 +5,6 @@ Every official fact used here (rules, shapes, figures) is written out in this fi
 (liyunsheng13/dcd ``models/imagenet/resnet_dcd.py``, ``mobilenetv2_dcd.py``, README) and the issue, independently of
 the implementation under test.
 """
-import importlib.util
 import math
 import os.path as osp
 
@@ -14,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import REPO
-from mmlight.layers import (DCDConv2d, DCDLinear, dcd_layers, dcd_macs, dcd_valid_region, latent_dim_by_rule,
-                            zero_padding_extent)
+from conftest import load_tool, randomise_bn
+from mmlight.layers import (DCDConv2d, DCDLinear, context_layers, dcd_layers, dcd_macs, latent_dim_by_rule,
+                            valid_region, zero_padding_extent)
 from mmlight.models.backbones import DCDMobileNetV2, DCDResNet
 
 ATOL = dict(rtol=1e-4, atol=1e-5)
@@ -25,17 +24,6 @@ ATOL64 = dict(rtol=1e-9, atol=1e-10)  # the naive synthesis is compared in float
 
 def _pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
-
-
-def randomise_norms(module: nn.Module) -> None:
-    """Non-trivial affine parameters and running statistics in every BN, so that folding them is tested."""
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.5, 0.5)
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
 
 
 def calibrate_norms(model: nn.Module, x: torch.Tensor) -> None:
@@ -119,8 +107,8 @@ NAIVE_CASES = [
 def test_equals_naive_per_sample_kernel_synthesis(cin, cout, k, s, p, d, options):
     options = {'bias': False, **options}
     layer = DCDConv2d(cin, cout, k, s, p, d, dtype=torch.float64, **options)
-    assert layer.dynamic
-    randomise_norms(layer)
+    assert not layer.is_plain
+    randomise_bn(layer)
     layer.eval()
     pool = layer.pool_size
     assert pool == options.get('pool_size', 2 if options.get('latent_dim') == 'mobilenetv2' and cin < cout else 1)
@@ -167,7 +155,7 @@ def test_zeroed_dynamic_branch_equals_static_conv(k, s, p, bias):
 def test_identity_fusion_is_a_folded_static_conv():
     """Lambda = 1 and Phi = 0 with P, Q kept (eval): one static conv with kernel W0 + P D1 Q at the centre tap."""
     layer = DCDConv2d(16, 24, 3, 1, 1, bias=False)
-    randomise_norms(layer)
+    randomise_bn(layer)
     layer.eval()
     with torch.no_grad():
         layer.fc_scale.weight.zero_()
@@ -185,7 +173,7 @@ def test_identity_fusion_is_a_folded_static_conv():
 @pytest.mark.parametrize('options', [{}, dict(pool_size=2), dict(latent_dim=8, phi_blocks=2)])
 def test_per_sample_independence_in_eval(options):
     layer = DCDConv2d(16, 32, 3, 2, 1, **options)
-    randomise_norms(layer)
+    randomise_bn(layer)
     layer.eval()
     x = torch.randn(4, 16, 12, 12)
     y = layer(x)
@@ -221,14 +209,15 @@ def test_lambda_range_is_official_hard_sigmoid():
 # ---------------------------------------------------------------- plain-conv fallback
 @pytest.mark.parametrize('cin,cout,k,s,p,groups,reason', [
     (3, 64, 7, 2, 3, 1, 'in_channels=3'),  # the RGB stem
+    (32, 64, 3, 2, 1, 4, 'groups=4'),
     (32, 32, 3, 1, 1, 32, 'groups=32'),  # depthwise
     (32, 64, 3, 2, 1, 4, 'groups=4'),
 ])
 def test_plain_conv_fallback_equals_conv2d_and_says_why(cin, cout, k, s, p, groups, reason):
     conv = nn.Conv2d(cin, cout, k, s, p, groups=groups, bias=True)
     layer = DCDConv2d(cin, cout, k, s, p, groups=groups, bias=True)
-    assert not layer.dynamic and set(dict(layer.named_parameters())) == {'weight', 'bias'}
-    assert 'dynamic=False [plain conv' in repr(layer) and reason in repr(layer)
+    assert layer.is_plain and set(dict(layer.named_parameters())) == {'weight', 'bias'}
+    assert '[plain conv' in repr(layer) and reason in repr(layer) and reason in layer.plain_reason
     layer.load_state_dict(conv.state_dict())
     x = torch.randn(2, cin, 15, 13, requires_grad=True)
     x_ref = x.detach().clone().requires_grad_()
@@ -245,7 +234,7 @@ def test_mmcv_fuse_conv_bn_fuses_only_q_with_norm_q():
     pair in the layer (``norm_phi`` follows the Phi matmul), so fusing keeps the output."""
     from mmcv.cnn import fuse_conv_bn
     layer = DCDConv2d(16, 24, 3, 2, 1, bias=False)
-    randomise_norms(layer)
+    randomise_bn(layer)
     layer.eval()
     x = torch.randn(2, 16, 9, 9)
     expected = layer(x)
@@ -268,7 +257,6 @@ def test_static_kernel_loads_from_a_plain_conv_checkpoint():
     (dict(in_channels=16.0), TypeError, ['in_channels', 'int']),
     (dict(out_channels=-2), ValueError, ['out_channels', '>= 1']),
     (dict(groups=3), ValueError, ['groups=3', 'in_channels=16', '[1, 2, 4, 8, 16]']),
-    (dict(groups=2, latent_dim=4), ValueError, ['latent_dim=4', 'groups=2', 'groups=1']),
     (dict(latent_dim='sqrt'), ValueError, ['latent_dim', 'resnet', 'mobilenetv2', 'paper']),
     (dict(latent_dim=0), ValueError, ['latent_dim', 'positive int']),
     (dict(latent_dim=8, phi_blocks=3), ValueError, ['phi_blocks=3', 'latent_dim=8', '[1, 2, 4, 8]']),
@@ -299,7 +287,8 @@ def test_padding_strings():
 
 
 # ---------------------------------------------------------------- latent dims, squeeze sizes (official rules)
-# REFERENCE.md 2.3, read off the official DYModule: (C_in, C_out) -> L for MobileNetV2 x1.0
+# Read off the official DYModule (liyunsheng13/dcd models/imagenet/mobilenetv2_dcd.py): (C_in, C_out) -> L for
+# MobileNetV2 x1.0
 OFFICIAL_MBV2_LATENT = {(16, 96): 8, (96, 24): 12, (24, 144): 12, (144, 24): 12, (144, 32): 16, (32, 192): 16,
                         (192, 32): 16, (192, 64): 16, (64, 384): 16, (384, 64): 16, (384, 96): 24, (96, 576): 24,
                         (576, 96): 24, (576, 160): 20, (160, 960): 20, (960, 160): 40, (960, 320): 40}
@@ -327,7 +316,7 @@ def test_build_conv_layer_from_any_scope():
         with DefaultScope.overwrite_default_scope(scope):
             layer = build_conv_layer(dict(type='DCD', phi_blocks=2, latent_dim=8), 32, 64, 3, stride=2, padding=1,
                                      dilation=1, groups=1, bias=False)
-        assert isinstance(layer, DCDConv2d) and layer.dynamic and layer.phi_blocks == 2
+        assert isinstance(layer, DCDConv2d) and not layer.is_plain and layer.phi_blocks == 2
         assert layer(torch.randn(1, 32, 8, 8)).shape == (1, 64, 4, 4)
 
 
@@ -340,8 +329,8 @@ def test_mmdet_resnet_with_dcd_conv_cfg_builds_and_trains():
     model.init_weights()
     convs = [m for m in model.modules() if isinstance(m, DCDConv2d)]
     assert len(convs) == 1 + 16 * 3 + 4
-    assert not model.conv1.dynamic and all(m.dynamic for m in convs if m is not model.conv1)
-    assert all(layer[0].dynamic for layer in (model.layer1[0].downsample, model.layer4[0].downsample))
+    assert model.conv1.is_plain and all(not m.is_plain for m in convs if m is not model.conv1)
+    assert all(not layer[0].is_plain for layer in (model.layer1[0].downsample, model.layer4[0].downsample))
     model.train()
     outs = model(torch.randn(2, 3, 32, 32))
     assert [o.shape[1] for o in outs] == [32, 64, 128, 256]
@@ -354,16 +343,16 @@ def test_mmdet_resnet_with_dcd_conv_cfg_builds_and_trains():
 @pytest.mark.parametrize('pool_size', [1, 2])
 def test_valid_region_pooling_ignores_padding_and_default_does_not(pool_size):
     """Default (official): the context averages the zero padding, so a padded image's output changes. Inside
-    dcd_valid_region the output on the valid region equals the unpadded image's, exactly."""
+    valid_region the output on the valid region equals the unpadded image's, exactly."""
     layer = DCDConv2d(16, 24, 3, 1, 1, pool_size=pool_size)
-    randomise_norms(layer)
+    randomise_bn(layer)
     layer.eval()
     image = torch.randn(1, 16, 13, 10)
     alone = layer(image)
     padded = F.pad(image, (0, 6, 0, 3))  # bottom/right, as mmdet pads
     with torch.no_grad():
         default = layer(padded)[..., :13, :10]
-        with dcd_valid_region(layer, torch.tensor([[13, 10]]), (16, 16)):
+        with valid_region(context_layers(layer), torch.tensor([[13, 10]]), (16, 16)):
             masked = layer(padded)[..., :13, :10]
     assert layer.valid_region is None  # restored on exit
     assert not torch.allclose(default, alone, rtol=1e-3, atol=1e-3)
@@ -374,7 +363,7 @@ def test_valid_region_of_a_full_image_is_adaptive_pooling():
     layer = DCDConv2d(16, 24, 3, 2, 1, pool_size=2)
     x = torch.randn(2, 16, 9, 7)
     expected = layer(x)
-    with dcd_valid_region(layer, torch.tensor([[9, 7], [9, 7]]), (9, 7)):
+    with valid_region(context_layers(layer), torch.tensor([[9, 7], [9, 7]]), (9, 7)):
         torch.testing.assert_close(layer(x), expected, **ATOL)
 
 
@@ -401,7 +390,7 @@ def test_backbone_exclude_padding_uses_the_measured_valid_region():
     masked = DCDResNet(18, stem_channels=8, base_channels=8, exclude_padding=True).eval()
     masked.load_state_dict(model.state_dict())
     with torch.no_grad():
-        with dcd_valid_region(model, torch.tensor([[40, 56], [64, 64]]), (64, 64)):
+        with valid_region(context_layers(model), torch.tensor([[40, 56], [64, 64]]), (64, 64)):
             explicit = model(x)
         default = model(x)
         outs = masked(x)
@@ -420,7 +409,7 @@ def test_dcd_resnet_placement_and_shapes(depth):
     block, stage_blocks = DCDResNet.arch_settings[depth]
     convs_per_block = 3 if block.expansion == 4 else 2
     layers = [m for m in model.modules() if isinstance(m, DCDConv2d)]
-    assert len(layers) == sum(stage_blocks) * convs_per_block and all(m.dynamic for m in layers)
+    assert len(layers) == sum(stage_blocks) * convs_per_block and all(not m.is_plain for m in layers)
     static = [m for m in model.modules() if type(m) is nn.Conv2d and m not in {c for layer in layers
                                                                                for c in layer.children()}]
     assert len(static) == 1 + 4 * (block.expansion == 4) + 3 * (block.expansion == 1)  # stem + downsamples
@@ -441,7 +430,7 @@ def test_dcd_mobilenetv2_placement_and_shapes(widen_factor):
     rows = [row for stage in model.arch_settings for row in stage]
     expanded = sum(row.num_blocks for row in rows if row.expand_ratio != 1)
     layers = [m for m in model.modules() if isinstance(m, DCDConv2d)]
-    assert len(layers) == 2 * expanded and all(m.dynamic and m.kernel_size == (1, 1) for m in layers)
+    assert len(layers) == 2 * expanded and all(not m.is_plain and m.kernel_size == (1, 1) for m in layers)
     expected = [make_divisible(stage[-1].channels * widen_factor, 8) for stage in model.arch_settings]
     expected[-1] = 1280  # the final 1x1 conv ends the last stage
     assert model.out_channels == tuple(expected) and model.out_strides == (4, 8, 16, 32)
@@ -451,12 +440,47 @@ def test_dcd_mobilenetv2_placement_and_shapes(widen_factor):
 
 
 def test_backbone_per_sample_independence_and_init():
+    """The official init (liyunsheng13/dcd): every conv ``N(0, sqrt(2 / (k_h k_w C_out)))`` (Kaiming normal, fan-out;
+    a dynamic conv's static kernel W0, its Q and its P included), every BatchNorm weight 1 and bias 0; the linears
+    ``N(0, 0.01)`` in MobileNetV2 (mobilenetv2_dcd.py ``_initialize_weights``), PyTorch's default
+    ``U(-1 / sqrt(fan_in), 1 / sqrt(fan_in))`` in ResNet (resnet_dcd.py leaves them). Then: a sample's outputs do
+    not depend on its batch-mates."""
+
+    def tolerance(tensor):  # 5 standard errors of a sample standard deviation (at least 10 %)
+        return max(0.1, 5 / math.sqrt(2 * tensor.numel()))
+
+    def check_normal(weights, stds):
+        z = []
+        for weight, std in zip(weights, stds):
+            assert abs(weight.std().item() / std - 1) < tolerance(weight), (tuple(weight.shape), weight.std(), std)
+            z.append(weight.detach().flatten() / std)
+        z = torch.cat(z)  # pooled, in units of the expected std; within 5 standard errors
+        n = z.numel()
+        assert abs(z.mean().item()) < max(0.02, 5 / math.sqrt(n))
+        assert abs(z.std().item() - 1) < max(0.02, 5 / math.sqrt(2 * n))
+        tail = (z.abs() > 2).double().mean().item()  # normal: 4.55 %; a uniform of that std: 0
+        assert abs(tail - 0.0455) < max(0.01, 5 * 0.21 / math.sqrt(n))
+
+    for model, linear_std in ((DCDMobileNetV2(0.5), 0.01), (DCDResNet(18, stem_channels=16, base_channels=16), None)):
+        model.init_weights()
+        layers = list(dcd_layers(model))
+        assert layers
+        convs = [layer.weight for layer in layers] + [getattr(layer, n).weight for layer in layers for n in 'qp']
+        check_normal(convs, [math.sqrt(2 / (w.shape[0] * w.shape[2] * w.shape[3])) for w in convs])
+        linears = [getattr(layer, n) for layer in layers for n in ('fc_squeeze', 'fc_se', 'fc_scale', 'fc_phi')]
+        assert all(linear.bias is None for linear in linears)
+        if linear_std is not None:
+            check_normal([linear.weight for linear in linears], [linear_std] * len(linears))
+        else:
+            for linear in linears:
+                bound = 1 / math.sqrt(linear.in_features)
+                assert linear.weight.abs().max() <= bound
+                assert abs(linear.weight.std().item() * math.sqrt(3) / bound - 1) < tolerance(linear.weight)
+        norms = [m for layer in layers for m in layer.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        assert norms and all(bool(n.weight.eq(1).all() and n.bias.eq(0).all()) for n in norms)
+
     model = DCDMobileNetV2(0.5)
     model.init_weights()
-    for layer in dcd_layers(model):  # the dynamic branch survives the default init (Normal linears, Kaiming convs)
-        for name in ('fc_squeeze', 'fc_se', 'fc_scale', 'fc_phi', 'q', 'p'):
-            weight = getattr(layer, name).weight
-            assert torch.isfinite(weight).all() and weight.std() > 0
     model.double()  # float64: batched and single-sample convs differ only by rounding far below the tolerance
     x = torch.randn(3, 3, 32, 32, dtype=torch.float64)
     calibrate_norms(model, x)
@@ -535,7 +559,8 @@ def _resnet50_macs_at_224(count_with_mmengine: bool) -> int:
 
 
 def test_resnet50_macs_match_the_official_count():
-    """REFERENCE 2.3: resnet50_dcd conv + linear MAdds 4.36G at 224 (DYCls included, the Phi matmul excluded)."""
+    """The official resnet50_dcd (liyunsheng13/dcd) counted at 224: conv + linear MAdds 4.36G (DYCls included, the
+    Phi matmul excluded)."""
     assert round(_resnet50_macs_at_224(False) / 1e9, 2) == 4.36
 
 
@@ -657,14 +682,6 @@ def checkpoint_from(shapes):
     return {'state_dict': state, 'epoch': 120, 'arch': 'x'}
 
 
-def load_converter():
-    path = osp.join(REPO, 'tools', 'model_converters', 'dcd_official.py')
-    spec = importlib.util.spec_from_file_location('dcd_official', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 CONVERTER_CASES = [
     ('resnet', official_resnet_shapes, 18, DCDResNet, dict(depth=18)),
     ('resnet', official_resnet_shapes, 50, DCDResNet, dict(depth=50)),
@@ -675,7 +692,7 @@ CONVERTER_CASES = [
 
 @pytest.mark.parametrize('family,shapes_of,arg,cls,kwargs', CONVERTER_CASES, ids=lambda v: str(v))
 def test_converter_maps_every_official_key(family, shapes_of, arg, cls, kwargs):
-    converter = load_converter()
+    converter = load_tool('model_converters', 'dcd_official.py')
     shapes = shapes_of(*arg) if isinstance(arg, tuple) else shapes_of(arg)
     checkpoint = checkpoint_from(shapes)
     result = converter.convert(checkpoint)  # architecture, width and squeeze ratio inferred
@@ -716,7 +733,7 @@ def test_converter_maps_every_official_key(family, shapes_of, arg, cls, kwargs):
 
 
 def test_converter_refuses_and_names_every_offending_key():
-    converter = load_converter()
+    converter = load_tool('model_converters', 'dcd_official.py')
     shapes = official_resnet_shapes(18)
     state = checkpoint_from(shapes)['state_dict']
     state['module.layer1.0.conv1.extra.weight'] = torch.zeros(3)
@@ -731,7 +748,7 @@ def test_converter_refuses_and_names_every_offending_key():
 
 
 def test_converter_cli_writes_a_checkpoint_the_backbone_loads(tmp_path):
-    converter = load_converter()
+    converter = load_tool('model_converters', 'dcd_official.py')
     checkpoint = checkpoint_from(official_resnet_shapes(18))
     src, dst = str(tmp_path / 'resnet18_dcd.pth.tar'), str(tmp_path / 'converted.pth')
     torch.save(checkpoint, src)

@@ -5,9 +5,7 @@ Every official fact used here is written out in this file from the official code
 ``backbone/micronet.py``, ``backbone/activation.py``, ``backbone/microconfig.py``, ``scripts/eval_micronet_m*.sh``),
 the paper (arXiv 2108.05894, Table 7) and the issue, independently of the implementation under test.
 """
-import importlib.util
 import math
-import os.path as osp
 from collections import OrderedDict
 
 import pytest
@@ -15,11 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import REPO
+from conftest import load_tool
 from mmlight.layers import (ChannelShuffles, DynamicShiftMax, MicroFactorizedDepthwiseConv2d,
-                            MicroFactorizedPointwiseConv2d, channel_shuffle, dynamic_shift_max_region, shift_index)
+                            MicroFactorizedPointwiseConv2d, channel_shuffle, context_layers, shift_index, valid_region)
+from mmlight.models import MicroNetHead
 from mmlight.models.backbones import MicroNet
-from mmlight.models.backbones.micronet import MicroNetHead
 
 TOL = dict(rtol=1e-5, atol=1e-6)
 TOL64 = dict(rtol=1e-10, atol=1e-12)
@@ -40,17 +38,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def randomise_norms(module: nn.Module) -> None:
-    """Non-trivial affine parameters and running statistics in every BN."""
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.5, 0.5)
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
 
 
 def grads_of(out, inputs, seed=1):
@@ -142,6 +129,7 @@ def test_inverse_shift_index():
         for index, inverse in zip(layer.index, layer.inverse_index):
             assert torch.equal(index[inverse], torch.arange(24))
 
+
 def test_ties_split_the_gradient_as_torch_max():
     """Identical branch coefficients make every element a tie; torch.max gives each branch half the gradient."""
     layer = make_dsm(init_offsets=[[1.0, 0.0], [1.0, 0.0]])
@@ -171,9 +159,9 @@ def test_official_offsets_at_initialisation():
     max(x, x) = x, M3 as max(x, 0.5 x + 0.5 shift(x)); K = 1 with (1, 0) is the identity."""
     x = torch.randn(2, 16, 5, 5)
     shifted = x[:, shift_index(16, 4)]
-    for offsets, expected in [([[1.0, 0.0], [1.0, 0.0]], x), ([[1.0, 0.0], [0.5, 0.5]],
-                                                               torch.max(x, 0.5 * x + 0.5 * shifted)),
-                              ([[1.0, 0.0]], x)]:
+    cases = [([[1.0, 0.0], [1.0, 0.0]], x), ([[1.0, 0.0], [0.5, 0.5]], torch.max(x, 0.5 * x + 0.5 * shifted)),
+             ([[1.0, 0.0]], x)]
+    for offsets, expected in cases:
         layer = DynamicShiftMax(16, 4, num_branches=len(offsets), init_offsets=offsets)
         nn.init.zeros_(layer.fc2.weight)
         nn.init.zeros_(layer.fc2.bias)
@@ -211,7 +199,7 @@ def test_region_pooling_ignores_the_padding():
         region = torch.tensor([[5, 7]])
         torch.testing.assert_close(layer(padded, region)[..., :5, :7], alone, **TOL)
         torch.testing.assert_close(layer.forward_reference(padded, region)[..., :5, :7], alone, **TOL)
-        with dynamic_shift_max_region(layer, torch.tensor([[10, 14]]), (16, 22)):  # same region at half resolution
+        with valid_region(context_layers(layer), torch.tensor([[10, 14]]), (16, 22)):  # same region at half resolution
             torch.testing.assert_close(layer(padded)[..., :5, :7], alone, **TOL)
         assert layer.valid_region is None
         assert not torch.allclose(layer(padded)[..., :5, :7], alone, **TOL)  # the whole map: diluted context
@@ -252,7 +240,7 @@ def test_micro_factorized_pointwise_equals_dense_conv():
     dense = nn.Conv2d(32, 48, 1, 2, 1)
     with torch.no_grad():
         dense.weight.copy_(layer.dense_weight())
-        dense.bias.copy_(layer.expand.bias)
+        dense.bias.copy_(layer.bias)
     x = torch.randn(2, 32, 9, 9, requires_grad=True)
     out, ref = layer(x), dense(x)
     torch.testing.assert_close(out, ref, **TOL)
@@ -279,18 +267,19 @@ def test_micro_factorized_pointwise_falls_back_to_a_plain_conv(args, kwargs, rea
 
 
 def test_micro_factorized_pointwise_through_build_conv_layer():
-    import mmlight  # noqa: F401  (registers)
     from mmcv.cnn import build_conv_layer
+
+    import mmlight  # noqa: F401  (registers)
     layer = build_conv_layer(dict(type='MicroFactorizedPointwiseConv', ratio=4), 64, 64, 1, bias=False)
     assert isinstance(layer, MicroFactorizedPointwiseConv2d) and (layer.hidden_channels, layer.factor_groups) == (16, 4)
     assert layer(torch.randn(1, 64, 4, 4)).shape == (1, 64, 4, 4)
     from mmcv.cnn import ConvModule
     module = ConvModule(64, 32, 1, conv_cfg=dict(type='MicroFactorizedPointwiseConv'), norm_cfg=dict(type='BN'))
     module.init_weights()
-    assert isinstance(module.conv, MicroFactorizedPointwiseConv2d) and module.conv.expand.bias is None
+    assert isinstance(module.conv, MicroFactorizedPointwiseConv2d) and module.conv.bias is None
     assert module(torch.randn(2, 64, 4, 4)).shape == (2, 32, 4, 4)
-    with pytest.raises(ValueError, match='factor_groups must divide'):
-        MicroFactorizedPointwiseConv2d(64, 64, factor_groups=3)
+    with pytest.raises(ValueError, match='factor_groups=3 does not divide'):
+        MicroFactorizedPointwiseConv2d(64, 64, factor_groups=3, strict=True)
     with pytest.raises(ValueError, match='ratio'):
         MicroFactorizedPointwiseConv2d(64, 64, ratio=0)
 
@@ -395,43 +384,8 @@ def test_dynamic_layers_follow_the_official_rows():
             width = c
 
 
-def test_converted_weights_reproduce_the_model_and_round_trip():
-    converter = load_converter()
-    for arch in ('m0', 'm1', 'm2', 'm3'):
-        official = official_state(arch)
-        checkpoint = {'state_dict': OrderedDict(('module.' + k, v) for k, v in official.items())}
-        conversion = converter.convert(checkpoint, arch)
-        assert converter.detect_arch(checkpoint) == arch
-        backbone, head = MicroNet(arch, init_cfg=None), MicroNetHead.from_arch(arch)
-        load_split(conversion.state_dict, backbone, head)  # strict: every key, every shape
-        # spot checks of where official tensors land
-        state = conversion.state_dict
-        assert state['backbone.stem.conv1.weight'] is official['features.0.stem.0.conv.0.weight']
-        assert state['head.fc2.weight'] is official['classifier.2.linear.0.weight']
-    # round trip: our weights -> official names -> converted -> same outputs
-    backbone, head = MicroNet('m3', init_cfg=None).eval(), MicroNetHead.from_arch('m3').eval()
-    randomise_norms(backbone)
-    for m in backbone.modules():
-        if isinstance(m, DynamicShiftMax):
-            nn.init.normal_(m.fc2.weight, 0, 0.5)
-    ours = OrderedDict([('backbone.' + k, v) for k, v in backbone.state_dict().items()]
-                       + [('head.' + k, v) for k, v in head.state_dict().items()])
-    inverse = {v: k for k, v in converter.module_map('m3').items()}
-    exported = OrderedDict()
-    for key, value in ours.items():
-        module, _, leaf = key.rpartition('.')
-        exported[f'{inverse[module]}.{leaf}'] = value
-    assert {k: tuple(v.shape) for k, v in exported.items()} == {k: tuple(v.shape) for k, v in
-                                                                 official_state('m3').items()}
-    backbone2, head2 = MicroNet('m3', init_cfg=None).eval(), MicroNetHead.from_arch('m3').eval()
-    load_split(converter.convert(exported, 'm3').state_dict, backbone2, head2)
-    x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(head2(backbone2(x)[-1]), head(backbone(x)[-1]), rtol=0, atol=0)
-
-
 def test_converter_refuses_and_lists_keys(tmp_path):
-    converter = load_converter()
+    converter = load_tool('model_converters', 'micronet_official.py')
     state = official_state('m0')
     state['features.1.layers.9.weight'] = torch.zeros(1)  # unmatched
     del state['features.2.layers.4.conv.0.weight']  # missing
@@ -525,19 +479,6 @@ def test_reference_backbone_equals_fast_backbone():
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
-def load_converter():
-    path = osp.join(REPO, 'tools', 'model_converters', 'micronet_official.py')
-    spec = importlib.util.spec_from_file_location('micronet_official', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def load_split(state, backbone, head):
-    backbone.load_state_dict({k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')})
-    head.load_state_dict({k[len('head.'):]: v for k, v in state.items() if k.startswith('head.')})
-
-
 def official_squeeze(channels, reduction):
     """DYShiftMax's hidden width: _make_divisible(channels // reduction, 4) (TF rounding, at least 4)."""
     value = channels // reduction

@@ -1,4 +1,5 @@
-"""Image classification on mmengine without mmpretrain: :class:`LightClassifier` and :class:`LinearClsHead`.
+"""Image classification on mmengine without mmpretrain: :class:`LightClassifier` and its heads,
+:class:`LinearClsHead`, :class:`DCDClsHead` and :class:`MicroNetHead`.
 
 The classifier trains a backbone on ImageNet-style data so that its weights can initialise a detector: the
 backbone sits under the attribute ``backbone`` exactly as in mmdet's detectors, so a classification checkpoint's
@@ -8,13 +9,13 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
+from mmdet.registry import MODELS
 from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
 from torch import nn
 
-from mmdet.registry import MODELS
-
 from ..layers import DCDLinear
+from .backbones.micronet import MicroNet
 
 #: ImageNet mean / std in RGB, 0-255 (mmpretrain's and mmdet's).
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -34,6 +35,55 @@ class _PooledHead(nn.Module):
         if x.dim() == 4:
             x = x.mean((2, 3))
         return self.fc(self.dropout(x))
+
+
+@MODELS.register_module()
+class MicroNetHead(nn.Module):
+    """The official ImageNet classifier of MicroNet (not part of the detection backbone); the head of MicroNet's
+    ImageNet configs (``LightClassifier``).
+
+    ReLU6 -> global average -> h-swish -> Linear(C, hidden) + BN1d + h-swish -> Dropout -> Linear(hidden, classes)
+    + BN1d + h-swish (the released models end in h-swish of the logits).
+
+    Args:
+        in_channels (int): Channels of the backbone's last output.
+        hidden_channels (int): Hidden width (``OUT_CH``).
+        num_classes (int): Classes. Default: 1000.
+        dropout (float): Dropout before the last linear. Default: 0.1.
+
+    Note:
+        ``forward`` maps ``(N, C, H, W)`` to ``(N, num_classes)``.
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int, num_classes: int = 1000, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(in_channels, hidden_channels)
+        self.norm1 = nn.BatchNorm1d(hidden_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(hidden_channels, num_classes)
+        self.norm2 = nn.BatchNorm1d(num_classes)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The official init: linears N(0, 0.01) with zero bias, BN weight 1 and bias 0."""
+        for fc in (self.fc1, self.fc2):
+            nn.init.normal_(fc.weight, 0, 0.01)
+            nn.init.zeros_(fc.bias)
+        for norm in (self.norm1, self.norm2):
+            norm.reset_parameters()
+
+    @classmethod
+    def from_arch(cls, arch: str, num_classes: int = 1000, with_final_expansion: bool = True) -> 'MicroNetHead':
+        """The head of a released model (``arch`` in ``MicroNet.arch_settings``)."""
+        setting = MicroNet.arch_settings[arch]
+        return cls(MicroNet.block_specs(arch, with_final_expansion)[-1].out_channels, setting.head_channels,
+                   num_classes, setting.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(N, C, H, W)`` to ``(N, num_classes)``."""
+        x = nn.functional.hardswish(nn.functional.relu6(x).mean((2, 3)))
+        x = nn.functional.hardswish(self.norm1(self.fc1(x)))
+        return nn.functional.hardswish(self.norm2(self.fc2(self.dropout(x))))
 
 
 @MODELS.register_module()

@@ -11,23 +11,51 @@ ResNet does it:
 * ``norm_eval``: every BatchNorm in eval mode after ``train()``;
 * ``out_channels`` / ``out_strides``: channels and strides of the outputs, in ``out_indices`` order, known at
   construction (the FPN ``in_channels`` of a config must equal ``out_channels``);
-* ``init_cfg``: the family's default initialisation unless one is given.
+* ``init_cfg``: the family's default initialisation unless one is given;
+* ``exclude_padding`` (families with layers that pool a context, DCD and Dynamic Shift-Max): pool those contexts
+  over each image's unpadded region instead of the whole padded batch (see :meth:`LightBackbone.forward`).
+
+It also gives the families their norm and activation factories from mmcv configs (:func:`norm_factory`,
+:func:`act_factory`).
 
 Stages are named ``layer1 .. layerN`` (as in mmdet's ResNet, so hooks such as ``UnfreezeBackboneEpochBasedHook``
 and ``Pretrained`` prefixes work the same way).
 """
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
+from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from ...layers import context_layers, valid_region, zero_padding_extent
 
 #: Initialisation used when a family is built with ``init_cfg=None`` (mmdet's ResNet default).
 DEFAULT_INIT_CFG = [
     dict(type='Kaiming', layer='Conv2d'),
     dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])
 ]
+
+
+def norm_factory(norm_cfg: Optional[dict] = None) -> Callable[[int], nn.Module]:
+    """``channels -> norm module`` built by mmcv from ``norm_cfg`` (default ``dict(type='BN', requires_grad=True)``)."""
+    norm_cfg = dict(norm_cfg) if norm_cfg else dict(type='BN', requires_grad=True)
+
+    def norm(channels: int) -> nn.Module:
+        return build_norm_layer(norm_cfg, channels)[1]
+
+    return norm
+
+
+def act_factory(act_cfg: Optional[dict] = None) -> Callable[[], nn.Module]:
+    """``() -> activation module`` built by mmcv from ``act_cfg`` (default ``dict(type='ReLU')``)."""
+    act_cfg = dict(act_cfg) if act_cfg else dict(type='ReLU')
+
+    def act() -> nn.Module:
+        return build_activation_layer(act_cfg)
+
+    return act
 
 
 class LightBackbone(BaseModule):
@@ -50,6 +78,7 @@ class LightBackbone(BaseModule):
         self.stage_channels: List[int] = []
         self.stage_strides: List[int] = []
         self.stem: nn.Module = nn.Identity()
+        self.exclude_padding = False
 
     # ------------------------------------------------------------------ construction
     def add_stage(self, module: nn.Module, channels: int, stride: int) -> str:
@@ -66,8 +95,9 @@ class LightBackbone(BaseModule):
         return '; '.join(f'{i}: stride {s}, {c} channels'
                          for i, (s, c) in enumerate(zip(self.stage_strides, self.stage_channels)))
 
-    def finalize(self, out_indices: Sequence[int], frozen_stages: int, norm_eval: bool) -> None:
-        """Validate and store the output/freezing arguments, then freeze (call last in ``__init__``)."""
+    def finalize(self, out_indices: Sequence[int], frozen_stages: int, norm_eval: bool,
+                 exclude_padding: bool = False) -> None:
+        """Validate and store the output/freezing/padding arguments, then freeze (call last in ``__init__``)."""
         num = len(self.stage_names)
         if num == 0:
             raise RuntimeError(f'{type(self).__name__} registered no stage before finalize()')
@@ -86,6 +116,12 @@ class LightBackbone(BaseModule):
                              f'stem, k: the stem and layer1..layerk), got {frozen_stages!r}')
         if not isinstance(norm_eval, bool):
             raise TypeError(f'norm_eval of {name} must be a bool, got {norm_eval!r}')
+        if not isinstance(exclude_padding, bool):
+            raise TypeError(f'exclude_padding of {name} must be a bool, got {exclude_padding!r}')
+        if exclude_padding and not context_layers(self):
+            raise ValueError(f'exclude_padding=True needs layers that pool a context (DCD, Dynamic Shift-Max); '
+                             f'this {name} has none')
+        self.exclude_padding = exclude_padding
         self.out_indices: Tuple[int, ...] = tuple(sorted(normalised))  # outputs come in stage order
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
@@ -126,7 +162,24 @@ class LightBackbone(BaseModule):
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """Map an ``(N, 3, H, W)`` batch to the feature maps of ``out_indices``, each ``(N, C_i, H_i, W_i)``."""
+        """Map an ``(N, 3, H, W)`` batch to the feature maps of ``out_indices``, each ``(N, C_i, H_i, W_i)``.
+
+        With ``exclude_padding=True`` every image's valid size is measured as its extent without the trailing
+        all-zero rows and columns (the zero padding mmdet's ``DetDataPreprocessor`` adds after normalising,
+        :func:`~mmlight.layers.zero_padding_extent`), and the stages run inside
+        :func:`~mmlight.layers.valid_region` over :func:`~mmlight.layers.context_layers`: every DCD and Dynamic
+        Shift-Max context is then the average over the image's own region of that layer's input. A batch without
+        padding takes the same path (the averages are then the whole-map ones), so the forward pass has no branch on
+        the data and traces and exports like the default. ``False`` (default, as the official code) averages the
+        whole padded map.
+        """
+        if not self.exclude_padding:
+            return self.forward_stages(x)
+        with valid_region(context_layers(self), zero_padding_extent(x), tuple(x.shape[-2:])):
+            return self.forward_stages(x)
+
+    def forward_stages(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """The stem, then the stages; the outputs of ``out_indices``."""
         x = self.stem(x)
         outs = []
         for index, name in enumerate(self.stage_names):

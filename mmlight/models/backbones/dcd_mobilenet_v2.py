@@ -14,14 +14,12 @@ Stages for detection (mmdet's MobileNetV2 tap points): ``layer1`` = the ``t = 1`
 from typing import List, NamedTuple, Optional, Sequence, Union
 
 import torch
-from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmdet.registry import MODELS
 from mmengine.model import Sequential
 from torch import nn
 
 from ...layers import DCDConv2d, make_divisible
-from .base import DEFAULT_INIT_CFG
-from .dcd_resnet import DCDBackbone
+from .base import DEFAULT_INIT_CFG, LightBackbone, act_factory, norm_factory
 
 
 class InvertedResidualSetting(NamedTuple):
@@ -75,7 +73,7 @@ class DCDInvertedResidual(nn.Module):
 
 
 @MODELS.register_module()
-class DCDMobileNetV2(DCDBackbone):
+class DCDMobileNetV2(LightBackbone):
     """DCD-MobileNetV2 backbone (official DCD placement).
 
     Args:
@@ -93,7 +91,7 @@ class DCDMobileNetV2(DCDBackbone):
         dcd_cfg (dict, optional): Extra :class:`~mmlight.layers.DCDConv2d` options for the dynamic 1x1 convs
             (they override ``latent_dim='mobilenetv2'`` and ``squeeze_ratio``). Default: None.
         exclude_padding (bool): Pool the DCD contexts over each image's unpadded region (see
-            :class:`~mmlight.models.backbones.dcd_resnet.DCDBackbone`). Default: False (official).
+            :meth:`~mmlight.models.backbones.base.LightBackbone.forward`). Default: False (official).
         init_cfg (dict | list[dict], optional): Initialisation config. Default: Kaiming convs, BN weight 1,
             linears ``N(0, 0.01)`` (the official MobileNetV2 init).
 
@@ -132,17 +130,9 @@ class DCDMobileNetV2(DCDBackbone):
             raise ValueError(f'widen_factor must be one of {self.widen_factors}, got {widen_factor!r}')
         if dcd_cfg is not None and not isinstance(dcd_cfg, dict):
             raise TypeError(f'dcd_cfg must be a dict of DCDConv2d options or None, got {dcd_cfg!r}')
-        self.set_exclude_padding(exclude_padding)
         self.widen_factor = widen_factor
-        norm_cfg = norm_cfg or dict(type='BN', requires_grad=True)
-        act_cfg = act_cfg or dict(type='ReLU6')
+        norm, act = norm_factory(norm_cfg), act_factory(act_cfg or dict(type='ReLU6'))
         dcd = dict(latent_dim='mobilenetv2', squeeze_ratio=squeeze_ratio, **(dcd_cfg or {}))
-
-        def norm(channels: int) -> nn.Module:
-            return build_norm_layer(norm_cfg, channels)[1]
-
-        def act() -> nn.Module:
-            return build_activation_layer(act_cfg)
 
         def width(channels: int) -> int:
             return make_divisible(channels * widen_factor, 8)
@@ -164,4 +154,4 @@ class DCDMobileNetV2(DCDBackbone):
                 blocks.append(Sequential(nn.Conv2d(in_channels, last, 1, bias=False), norm(last), act()))
                 in_channels = last
             self.add_stage(Sequential(*blocks), in_channels, stride)
-        self.finalize(out_indices, frozen_stages, norm_eval)
+        self.finalize(out_indices, frozen_stages, norm_eval, exclude_padding)

@@ -10,38 +10,12 @@ the downsample 1x1 convs and the classifier stay static. The classifier (the off
 from typing import List, Optional, Sequence, Union
 
 import torch
-from mmcv.cnn import build_norm_layer
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule, Sequential
 from torch import nn
 
-from ...layers import DCDConv2d, dcd_valid_region, zero_padding_extent
-from .base import LightBackbone
-
-
-class DCDBackbone(LightBackbone):
-    """A :class:`LightBackbone` whose DCD layers can pool their context over each image's unpadded region.
-
-    With ``exclude_padding=True`` the forward pass measures every image's valid size as its extent without the
-    trailing all-zero rows/columns (the zero padding mmdet's ``DetDataPreprocessor`` adds after normalising,
-    :func:`~mmlight.layers.zero_padding_extent`) and runs the stages inside
-    :func:`~mmlight.layers.dcd_valid_region`. With ``False`` (default, as the official code) the context averages
-    the whole padded map.
-    """
-
-    exclude_padding: bool = False
-
-    def set_exclude_padding(self, exclude_padding: bool) -> None:
-        if not isinstance(exclude_padding, bool):
-            raise TypeError(f'exclude_padding of {type(self).__name__} must be a bool, got {exclude_padding!r}')
-        self.exclude_padding = exclude_padding
-
-    def forward(self, x: torch.Tensor):
-        """Map an ``(N, 3, H, W)`` batch to the feature maps of ``out_indices``, each ``(N, C_i, H_i, W_i)``."""
-        if not self.exclude_padding:
-            return super().forward(x)
-        with dcd_valid_region(self, zero_padding_extent(x), tuple(x.shape[-2:])):
-            return super().forward(x)
+from ...layers import DCDConv2d
+from .base import LightBackbone, norm_factory
 
 
 class DCDBasicBlock(BaseModule):
@@ -115,7 +89,7 @@ class DCDBottleneck(BaseModule):
 
 
 @MODELS.register_module()
-class DCDResNet(DCDBackbone):
+class DCDResNet(LightBackbone):
     """DCD-ResNet backbone (official DCD placement), with mmdet ResNet's arguments.
 
     Args:
@@ -133,7 +107,8 @@ class DCDResNet(DCDBackbone):
         dcd_cfg (dict, optional): Extra :class:`~mmlight.layers.DCDConv2d` options for every block conv (e.g.
             ``dict(latent_dim='paper')``, ``dict(phi_blocks=2, latent_dim=16)``). Default: None (official).
         exclude_padding (bool): Pool the DCD contexts over each image's unpadded region (see
-            :class:`DCDBackbone`). Default: False (the official whole-map pooling).
+            :meth:`~mmlight.models.backbones.base.LightBackbone.forward`). Default: False (the official whole-map
+            pooling).
         init_cfg (dict | list[dict], optional): Initialisation config. Default: Kaiming convs, BN weight 1.
 
     Example:
@@ -169,12 +144,8 @@ class DCDResNet(DCDBackbone):
             raise ValueError(f'depth must be one of {tuple(self.arch_settings)}, got {depth!r}')
         if dcd_cfg is not None and not isinstance(dcd_cfg, dict):
             raise TypeError(f'dcd_cfg must be a dict of DCDConv2d options or None, got {dcd_cfg!r}')
-        self.set_exclude_padding(exclude_padding)
         self.depth = depth
-        norm_cfg = norm_cfg or dict(type='BN', requires_grad=True)
-
-        def norm(channels: int) -> nn.Module:
-            return build_norm_layer(norm_cfg, channels)[1]
+        norm = norm_factory(norm_cfg)
 
         block, stage_blocks = self.arch_settings[depth]
         last_norm = 'bn3' if block is DCDBottleneck else 'bn2'
@@ -199,4 +170,4 @@ class DCDResNet(DCDBackbone):
                                     norm=norm, dcd_cfg=dcd_cfg, init_cfg=block_init))
                 channels_in = out_channels
             self.add_stage(Sequential(*blocks), out_channels, stride)
-        self.finalize(out_indices, frozen_stages, norm_eval)
+        self.finalize(out_indices, frozen_stages, norm_eval, exclude_padding)

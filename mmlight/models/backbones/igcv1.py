@@ -18,13 +18,12 @@ The stages end at strides 4, 8, 16 and 32 (``out_indices`` 0..3). The classifier
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
-from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule, Sequential
 from torch import nn
 
 from ...layers import IGCConv2d
-from .base import LightBackbone
+from .base import LightBackbone, act_factory, norm_factory
 
 
 class IGCStage(NamedTuple):
@@ -125,14 +124,7 @@ class IGCV1(LightBackbone):
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg)
         self.arch = self.resolve_arch(arch)
-        norm_cfg = norm_cfg or dict(type='BN', requires_grad=True)
-        act_cfg = act_cfg or dict(type='ReLU')
-
-        def norm(channels: int) -> nn.Module:
-            return build_norm_layer(norm_cfg, channels)[1]
-
-        def act() -> nn.Module:
-            return build_activation_layer(act_cfg)
+        norm, act = norm_factory(norm_cfg), act_factory(act_cfg)
 
         in_channels = self.arch.stem_channels
         self.stem = Sequential(

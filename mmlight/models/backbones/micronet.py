@@ -21,16 +21,13 @@ the features the ImageNet classifier was trained on) or is left out (``layer4`` 
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
-from mmcv.cnn import build_norm_layer
 from mmdet.registry import MODELS
 from mmengine.model import Sequential
 from torch import nn
 
-from ...layers import zero_padding_extent
-from ...layers.micronet import (IMPLEMENTATIONS, SHIFT_MODES, ChannelShuffles, DynamicShiftMax,
-                                MicroFactorizedDepthwiseConv2d, dynamic_shift_max_region)
-from ...layers.utils import channel_shuffle
-from .base import LightBackbone
+from ...layers.micronet import IMPLEMENTATIONS, SHIFT_MODES, DynamicShiftMax, MicroFactorizedDepthwiseConv2d
+from ...layers.utils import ChannelShuffles, channel_shuffle
+from .base import LightBackbone, norm_factory
 
 
 class MicroRow(NamedTuple):
@@ -73,55 +70,6 @@ def _rows(*rows: Sequence[int]) -> Tuple[MicroRow, ...]:
 ACT3_OFFSETS = (1.0, 0.0)
 ACT_MAX = 2.0
 REDUCTION = 8
-
-
-@MODELS.register_module()
-class MicroNetHead(nn.Module):
-    """The official ImageNet classifier of MicroNet (not part of the detection backbone); the head of MicroNet's
-    ImageNet configs (``LightClassifier``).
-
-    ReLU6 -> global average -> h-swish -> Linear(C, hidden) + BN1d + h-swish -> Dropout -> Linear(hidden, classes)
-    + BN1d + h-swish (the released models end in h-swish of the logits).
-
-    Args:
-        in_channels (int): Channels of the backbone's last output.
-        hidden_channels (int): Hidden width (``OUT_CH``).
-        num_classes (int): Classes. Default: 1000.
-        dropout (float): Dropout before the last linear. Default: 0.1.
-
-    Note:
-        ``forward`` maps ``(N, C, H, W)`` to ``(N, num_classes)``.
-    """
-
-    def __init__(self, in_channels: int, hidden_channels: int, num_classes: int = 1000, dropout: float = 0.1) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(in_channels, hidden_channels)
-        self.norm1 = nn.BatchNorm1d(hidden_channels)
-        self.dropout = nn.Dropout(dropout)
-        self.fc2 = nn.Linear(hidden_channels, num_classes)
-        self.norm2 = nn.BatchNorm1d(num_classes)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """The official init: linears N(0, 0.01) with zero bias, BN weight 1 and bias 0."""
-        for fc in (self.fc1, self.fc2):
-            nn.init.normal_(fc.weight, 0, 0.01)
-            nn.init.zeros_(fc.bias)
-        for norm in (self.norm1, self.norm2):
-            norm.reset_parameters()
-
-    @classmethod
-    def from_arch(cls, arch: str, num_classes: int = 1000, with_final_expansion: bool = True) -> 'MicroNetHead':
-        """The head of a released model (``arch`` in ``MicroNet.arch_settings``)."""
-        setting = MicroNet.arch_settings[arch]
-        return cls(MicroNet.block_specs(arch, with_final_expansion)[-1].out_channels, setting.head_channels,
-                   num_classes, setting.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map ``(N, C, H, W)`` to ``(N, num_classes)``."""
-        x = nn.functional.hardswish(nn.functional.relu6(x).mean((2, 3)))
-        x = nn.functional.hardswish(self.norm1(self.fc1(x)))
-        return nn.functional.hardswish(self.norm2(self.fc2(self.dropout(x))))
 
 
 class BlockSpec(NamedTuple):
@@ -267,11 +215,9 @@ class MicroNet(LightBackbone):
         norm_eval (bool): Keep every BN in eval mode when training. Default: False.
         with_final_expansion (bool): End ``layer4`` with the official final ``1 x 1`` expansion row (M3: 144 ->
             864 channels). Default: True.
-        exclude_padding (bool): Pool the Dynamic Shift-Max contexts over each image's unpadded region: the
-            forward pass measures every image's valid size as its extent without trailing all-zero rows/columns
-            (the zero padding mmdet's ``DetDataPreprocessor`` adds after normalising,
-            :func:`~mmlight.layers.zero_padding_extent`). ``False`` (default, as the official code) averages the
-            whole padded map, so an image's features depend on the padding its batch needs.
+        exclude_padding (bool): Pool the Dynamic Shift-Max contexts over each image's unpadded region (see
+            :meth:`~mmlight.models.backbones.base.LightBackbone.forward`). ``False`` (default, as the official
+            code) averages the whole padded map, so an image's features depend on the padding its batch needs.
         shift (str): Dynamic Shift-Max indexing, 'official' or 'paper'. Default: 'official'.
         implementation (str): Dynamic Shift-Max implementation, 'fast' or 'reference'. Default: 'fast'.
         norm_cfg (dict): Norm layer config. Default: ``dict(type='BN', requires_grad=True)``.
@@ -351,19 +297,15 @@ class MicroNet(LightBackbone):
         super().__init__(init_cfg)
         if arch not in self.arch_settings:
             raise ValueError(f'arch must be one of {tuple(self.arch_settings)}, got {arch!r}')
-        for name, value in (('with_final_expansion', with_final_expansion), ('exclude_padding', exclude_padding)):
-            if not isinstance(value, bool):
-                raise TypeError(f'{name} of MicroNet must be a bool, got {value!r}')
+        if not isinstance(with_final_expansion, bool):
+            raise TypeError(f'with_final_expansion of MicroNet must be a bool, got {with_final_expansion!r}')
         if shift not in SHIFT_MODES:
             raise ValueError(f'shift must be one of {SHIFT_MODES}, got {shift!r}')
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(f'implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}')
-        self.arch, self.with_final_expansion, self.exclude_padding = arch, with_final_expansion, exclude_padding
+        self.arch, self.with_final_expansion = arch, with_final_expansion
         setting = self.arch_settings[arch]
-        norm_cfg = norm_cfg or dict(type='BN', requires_grad=True)
-
-        def norm(channels: int) -> nn.Module:
-            return build_norm_layer(norm_cfg, channels)[1]
+        norm = norm_factory(norm_cfg)
 
         self.stem = MicroStem(setting.stem_groups, norm)
         stride = 2
@@ -371,7 +313,7 @@ class MicroNet(LightBackbone):
             blocks = [MicroBlock(spec, setting, norm, shift, implementation) for spec in stage]
             stride *= 2 if stage[0].stride == 2 else 1
             self.add_stage(Sequential(*blocks), stage[-1].out_channels, stride)
-        self.finalize(out_indices, frozen_stages, norm_eval)
+        self.finalize(out_indices, frozen_stages, norm_eval, exclude_padding)
 
     @classmethod
     def block_specs(cls, arch: str, with_final_expansion: bool = True) -> List[BlockSpec]:
@@ -403,13 +345,3 @@ class MicroNet(LightBackbone):
                 stages.append([])
             stages[-1].append(spec)
         return stages
-
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """Map an ``(N, 3, H, W)`` batch to the feature maps of ``out_indices``, each ``(N, C_i, H_i, W_i)``."""
-        if not self.exclude_padding:
-            return super().forward(x)
-        valid_hw = zero_padding_extent(x)
-        if bool((valid_hw == valid_hw.new_tensor(x.shape[-2:])).all()):  # no padding: plain averages
-            return super().forward(x)
-        with dynamic_shift_max_region(self, valid_hw, tuple(x.shape[-2:])):
-            return super().forward(x)

@@ -7,13 +7,12 @@ the paper's widths unchanged for the four published multipliers).
 """
 from typing import List, Optional, Sequence, Union
 
-from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmdet.registry import MODELS
 from mmengine.model import Sequential
 from torch import nn
 
 from ...layers import DepthwiseSeparableConv2d, make_divisible
-from .base import LightBackbone
+from .base import LightBackbone, act_factory, norm_factory
 
 
 @MODELS.register_module()
@@ -59,14 +58,7 @@ class MobileNetV1(LightBackbone):
         if isinstance(widen_factor, bool) or widen_factor not in self.widen_factors:  # True == 1.0 in Python
             raise ValueError(f'widen_factor must be one of {self.widen_factors}, got {widen_factor!r}')
         self.widen_factor = widen_factor
-        norm_cfg = norm_cfg or dict(type='BN', requires_grad=True)
-        act_cfg = act_cfg or dict(type='ReLU')
-
-        def norm(channels: int) -> nn.Module:
-            return build_norm_layer(norm_cfg, channels)[1]
-
-        def act() -> nn.Module:
-            return build_activation_layer(act_cfg)
+        norm, act = norm_factory(norm_cfg), act_factory(act_cfg)
 
         def width(channels: int) -> int:
             return make_divisible(channels * widen_factor, 8)
@@ -79,7 +71,7 @@ class MobileNetV1(LightBackbone):
             for channels, unit_stride in units:
                 channels = width(channels)
                 blocks.append(Sequential(
-                    DepthwiseSeparableConv2d(in_channels, channels, 3, unit_stride, bias=False, mid_norm=norm,
+                    DepthwiseSeparableConv2d(in_channels, channels, 3, unit_stride, 1, bias=False, mid_norm=norm,
                                              mid_act=act),
                     norm(channels), act()))
                 in_channels, stride = channels, stride * unit_stride

@@ -13,13 +13,12 @@ output, as detection necks with a stride-4 level (Faster R-CNN's FPN) expect; it
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmdet.registry import MODELS
 from mmengine.model import Sequential
 from torch import nn
 
 from ...layers import ShuffleUnitV1, make_divisible
-from .base import LightBackbone
+from .base import LightBackbone, act_factory, norm_factory
 
 
 @MODELS.register_module()
@@ -58,6 +57,9 @@ class ShuffleNetV1(LightBackbone):
         8: (384, 768, 1536),
     }
     widen_factors = (0.25, 0.5, 1.0, 1.5, 2.0)
+    #: Stem widths of the official models (megvii-model/ShuffleNet-Series, ShuffleNetV1/network.py,
+    #: ``stage_out_channels``) where they are not ``int(24 s)``: 24 at 1.5x, 16 for g=8 at 0.5x.
+    official_stems: Dict[Tuple[Optional[int], float], int] = {(None, 1.5): 24, (8, 0.5): 16}
 
     def __init__(self,
                  groups: int = 3,
@@ -79,14 +81,7 @@ class ShuffleNetV1(LightBackbone):
             raise ValueError(f'widen_factor={widen_factor} with groups={groups}: {problem}; widen_factor must be '
                              f'one of {allowed} for groups={groups}')
         self.groups, self.widen_factor = int(groups), widen_factor
-        norm_cfg = norm_cfg or dict(type='BN', requires_grad=True)
-        act_cfg = act_cfg or dict(type='ReLU')
-
-        def norm(channels: int) -> nn.Module:
-            return build_norm_layer(norm_cfg, channels)[1]
-
-        def act() -> nn.Module:
-            return build_activation_layer(act_cfg)
+        norm, act = norm_factory(norm_cfg), act_factory(act_cfg)
 
         in_channels, widths = self.widths(groups, widen_factor)
         self.stem = Sequential(
@@ -110,6 +105,7 @@ class ShuffleNetV1(LightBackbone):
     def widths(cls, groups: int, widen_factor: float) -> Tuple[int, Tuple[int, ...]]:
         """Stem channels and the output channels of the paper's stages 2..4 for ``groups`` and ``widen_factor``."""
         stem = int(cls.stem_channels * widen_factor)
+        stem = cls.official_stems.get((groups, widen_factor), cls.official_stems.get((None, widen_factor), stem))
         return stem, tuple(make_divisible(c * widen_factor, 8) for c in cls.arch_settings[groups])
 
     @classmethod

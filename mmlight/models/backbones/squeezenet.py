@@ -15,13 +15,12 @@ detector from scratch) adds a norm after every conv and drops the conv biases.
 """
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
-from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmdet.registry import MODELS
 from mmengine.model import Sequential
 from torch import nn
 
 from ...layers import Fire
-from .base import LightBackbone
+from .base import LightBackbone, act_factory, norm_factory
 
 
 class FireSpec(NamedTuple):
@@ -95,16 +94,9 @@ class SqueezeNet(LightBackbone):
             raise ValueError(f'arch must be one of {tuple(self.arch_settings)}, got {arch!r}')
         self.arch = arch
         setting = self.arch_settings[arch]
-        act_cfg = act_cfg or dict(type='ReLU')
         self.norm_cfg = norm_cfg
-
-        def norm(channels: int) -> nn.Module:
-            return build_norm_layer(norm_cfg, channels)[1]
-
-        def act() -> nn.Module:
-            return build_activation_layer(act_cfg)
-
-        norm_factory = norm if norm_cfg is not None else None
+        norm, act = norm_factory(norm_cfg), act_factory(act_cfg)
+        fire_norm = norm if norm_cfg is not None else None
         in_channels = setting.stem_channels
         stem = [nn.Conv2d(3, in_channels, setting.stem_kernel, self.stem_stride, bias=norm_cfg is None)]
         if norm_cfg is not None:
@@ -114,7 +106,7 @@ class SqueezeNet(LightBackbone):
         for fires in setting.stages:
             blocks: List[nn.Module] = [nn.MaxPool2d(self.pool_kernel, self.pool_stride, ceil_mode=True)]
             for spec in fires:
-                blocks.append(Fire(in_channels, *spec, norm=norm_factory, act=act))
+                blocks.append(Fire(in_channels, *spec, norm=fire_norm, act=act))
                 in_channels = spec.expand1x1 + spec.expand3x3
             stride *= self.pool_stride
             self.add_stage(Sequential(*blocks), in_channels, stride)

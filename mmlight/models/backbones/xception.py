@@ -16,13 +16,12 @@ stem makes the maps slightly smaller than ``input / stride`` (47, 24, 12, 6 for 
 """
 from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
-from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmdet.registry import MODELS
 from mmengine.model import Sequential
 from torch import nn
 
 from ...layers import DepthwiseSeparableConv2d, XceptionBlock
-from .base import LightBackbone
+from .base import LightBackbone, act_factory, norm_factory
 
 
 class BlockSpec(NamedTuple):
@@ -82,16 +81,9 @@ class Xception(LightBackbone):
                  act_cfg: Optional[dict] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg)
-        norm_cfg = norm_cfg or dict(type='BN', requires_grad=True)
-        act_cfg = act_cfg or dict(type='ReLU')
-        if act_cfg.get('inplace', False):
+        norm, act = norm_factory(norm_cfg), act_factory(act_cfg)
+        if act_cfg and act_cfg.get('inplace', False):
             raise ValueError(f'act_cfg must not be in place (inplace=False or unset), got {act_cfg!r}')
-
-        def norm(channels: int) -> nn.Module:
-            return build_norm_layer(norm_cfg, channels)[1]
-
-        def act() -> nn.Module:
-            return build_activation_layer(act_cfg)
 
         stem: List[nn.Module] = []
         in_channels, stride = 3, 1
