@@ -1,3 +1,4 @@
 from .checkpoint import install_checkpoint_loader
+from .converters import ConversionError, ConverterError
 
-__all__ = ['install_checkpoint_loader']
+__all__ = ['ConversionError', 'ConverterError', 'install_checkpoint_loader']

@@ -17,6 +17,7 @@ import contextlib
 import os
 import os.path as osp
 import pickle
+from collections import OrderedDict
 from typing import Callable, Iterator, List, Set, Tuple, Union
 
 import numpy as np
@@ -141,6 +142,5 @@ def install_checkpoint_loader() -> None:
 def state_dict_of(checkpoint) -> 'OrderedDict[str, torch.Tensor]':
     """The state dict of a loaded checkpoint (``checkpoint['state_dict']`` if present, else the mapping itself),
     without the ``module.`` prefixes a (Distributed)DataParallel wrapper adds; the order is kept."""
-    from collections import OrderedDict
     state = checkpoint.get('state_dict', checkpoint)
     return OrderedDict((k[len('module.'):] if k.startswith('module.') else k, v) for k, v in state.items())

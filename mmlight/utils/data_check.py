@@ -99,7 +99,7 @@ def check_torchvision_init(cfg: Config) -> None:
         raise ModuleNotFoundError(
             f'the backbone is initialised from {checkpoint}, which needs torchvision (not installed). Install a '
             'torchvision matching your torch, or train without it: --cfg-options model.backbone.init_cfg=None '
-            '(see the README on backbone initialisation)') from None
+            '(see docs/get_started.md, backbone initialisation)') from None
 
 
 def check_backbone_checkpoint_keys(model, cfg: Config, limit: int = 20) -> None:

@@ -3,6 +3,7 @@
 Usage::
 
     python tools/model_converters/dcd_official.py SRC DST [--arch resnet50|mobilenetv2|...] [--squeeze-ratio N]
+        [--overwrite]
 
 ``SRC`` is a checkpoint of the official ``resnet{18,34,50,101}_dcd`` or ``mobilenetv2_dcd`` (a plain state dict or a
 dict with ``'state_dict'``, keys possibly prefixed ``module.``, as the official ``main.py`` saves them). The
@@ -15,6 +16,9 @@ evaluates the released model.
 
 Every source key must map onto a key of the same shape and every target key must get a value; otherwise nothing is
 written, the exit status is 1 and every unmatched source key, shape mismatch and key left without a value is listed.
+``SRC`` is loaded with torch's safe loader; a missing or unreadable ``SRC`` is refused with one ``error:`` line, as
+is a ``DST`` that exists (unless ``--overwrite``) or is ``SRC``. ``DST`` is written to a temporary file in its
+directory and renamed, so a failed run never leaves a truncated ``DST``.
 """
 import argparse
 import os.path as osp
@@ -27,6 +31,8 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # the repo, uninstalled checkout
 from mmlight.utils.checkpoint import state_dict_of  # noqa: E402
+from mmlight.utils.converters import (ConversionError, ConverterError, check_destination, check_mapping,  # noqa: E402
+                                      fail, fitting, load_state_dict_file, map_keys, save_atomic)
 
 #: Official DCD layer (``conv_dy``/``conv_basic_dy``/``DYModule``) parameter -> DCDConv2d parameter.
 DCD_LAYER_KEYS = {
@@ -47,11 +53,6 @@ MBV2_EXPANDED = {0: 'expand_conv', 1: 'expand_norm', 3: 'dw_conv', 4: 'dw_norm',
 MBV2_UNEXPANDED = {0: 'dw_conv', 1: 'dw_norm', 3: 'project_conv', 4: 'project_norm'}
 HEAD_PREFIX = 'classifier.'
 
-
-class ConversionError(ValueError):
-    """The checkpoint does not map one-to-one onto the backbone; the message lists every offending key."""
-
-
 #: Official ``DYCls`` key (after ``classifier.<i>.``) -> ``DCDLinear`` key.
 HEAD_KEYS = {'cls.weight': 'weight', 'cls.bias': 'bias', 'cls_q.weight': 'q.weight', 'cls_p.weight': 'p.weight',
              'fc.0.weight': 'fc_squeeze.weight', 'fc.1.fc.0.weight': 'fc_se.weight',
@@ -64,7 +65,6 @@ class Conversion(NamedTuple):
     state_dict: 'OrderedDict[str, torch.Tensor]'  # backbone keys (no prefix)
     backbone: dict  # the backbone config the state dict was checked against
     head: 'OrderedDict[str, torch.Tensor]'  # DCDLinear keys of the DYCls (empty if the checkpoint has none)
-
 
 
 def _dcd_layer_key(rest: str) -> Optional[str]:
@@ -153,6 +153,9 @@ def infer_backbone(state: Mapping[str, torch.Tensor], arch: Optional[str] = None
         for stage in range(1, 5):
             indices = {int(m.group(1)) for k in state for m in [re.match(rf'layer{stage}\.(\d+)\.', k)] if m}
             counts.append(max(indices) + 1 if indices else 0)
+        if not any(counts):
+            raise ConversionError('no features.* nor layer1..layer4.* keys: not an official MobileNetV2_dcd or '
+                                  'ResNet_dcd state dict')
         bottleneck = any(re.match(r'layer1\.0\.conv3\.', k) for k in state)
         depths = [d for d, (block, blocks) in DCDResNet.arch_settings.items()
                   if tuple(blocks) == tuple(counts) and (block.expansion == 4) == bottleneck]
@@ -183,67 +186,38 @@ def convert_against(state: Mapping[str, torch.Tensor], backbone: dict) -> Conver
             return map_mobilenetv2_key(key, blocks, ratios, final)
     else:
         mapper = map_resnet_key
-    converted, head_src, unmatched, mismatched = OrderedDict(), OrderedDict(), [], []
-    for key, value in state.items():
-        if key.startswith(HEAD_PREFIX):
-            head_src[key] = value
-            continue
-        new = mapper(key)
-        if new is None or new not in target:
-            unmatched.append(key if new is None else f'{key} (-> {new}, not in the backbone)')
-        elif tuple(target[new].shape) != tuple(value.shape):
-            mismatched.append(f'{key} {tuple(value.shape)} -> {new} {tuple(target[new].shape)}')
-        elif new in converted:
-            unmatched.append(f'{key} (-> {new}, already filled)')
-        else:
-            converted[new] = value
-    missing = [k for k in target if k not in converted]
-    head = _convert_head(head_src, unmatched, mismatched, missing)
-    if unmatched or mismatched or missing:
-        lines = [f'the checkpoint does not map onto {backbone}:']
-        for title, keys in (('unmatched source keys', unmatched), ('shape mismatches', mismatched),
-                            ('backbone keys without a value', missing)):
-            if keys:
-                lines.append(f'{title} ({len(keys)}):')
-                lines += [f'  {k}' for k in keys]
-        raise ConversionError('\n'.join(lines))
-    return Conversion(converted, backbone, head)
+    body = OrderedDict((k, v) for k, v in state.items() if not k.startswith(HEAD_PREFIX))
+    mapped = map_keys(body, mapper, target)
+    head = _map_head(OrderedDict((k, v) for k, v in state.items() if k.startswith(HEAD_PREFIX)))
+    check_mapping(str(backbone), mapped, head)
+    return Conversion(mapped.converted, backbone, head.converted)
 
 
-def _convert_head(state: Mapping[str, torch.Tensor], unmatched: List[str], mismatched: List[str],
-                  missing: List[str]) -> 'OrderedDict[str, torch.Tensor]':
-    """The ``DYCls`` keys (``classifier.<i>.*``) as ``DCDLinear`` keys, checked against one built from the static
-    classifier's shape; problems are appended to the lists."""
+def _head_key(key: str) -> Optional[str]:
+    """Official ``classifier.<i>.<DYCls key>`` -> ``DCDLinear`` key (None: no rule)."""
+    parts = key[len(HEAD_PREFIX):].split('.', 1)
+    return HEAD_KEYS.get(parts[1]) if len(parts) == 2 and parts[0].isdigit() else None
+
+
+def _map_head(state: Mapping[str, torch.Tensor]):
+    """The ``DYCls`` keys (``classifier.<i>.*``) mapped onto a ``DCDLinear`` built from the static classifier's
+    shape (nothing to map when the checkpoint has no classifier)."""
     from mmlight.layers import DCDLinear
-    if not state:
-        return OrderedDict()
-    head, target = OrderedDict(), None
+    target = {}
     weight = next((v for k, v in state.items() if k.endswith('.cls.weight')), None)
     if weight is not None and weight.dim() == 2:
         target = DCDLinear(weight.shape[1], weight.shape[0]).state_dict()
-    for key, value in state.items():
-        parts = key[len(HEAD_PREFIX):].split('.', 1)
-        new = HEAD_KEYS.get(parts[1]) if len(parts) == 2 and parts[0].isdigit() else None
-        if new is None or target is None or new in head:
-            unmatched.append(key if new is None else f'{key} (-> head.fc.{new})')
-        elif tuple(target[new].shape) != tuple(value.shape):
-            mismatched.append(f'{key} {tuple(value.shape)} -> head.fc.{new} {tuple(target[new].shape)}')
-        else:
-            head[new] = value
-    missing += [f'head.fc.{k}' for k in (target or {}) if k not in head]
-    return head
+    return map_keys(state, _head_key, target if state else {}, prefix='head.fc.')
 
 
 def convert(checkpoint: Mapping, arch: Optional[str] = None, squeeze_ratio: Optional[int] = None) -> Conversion:
     """Convert an official checkpoint (any wrapping) to a backbone state dict, inferring what is not given."""
     state = state_dict_of(checkpoint)
-    errors = []
-    for backbone in infer_backbone(state, arch, squeeze_ratio):
-        try:
-            return convert_against(state, backbone)
-        except ConversionError as error:
-            errors.append(str(error))
-    raise ConversionError('\n'.join(errors))
+    fits, errors = fitting(infer_backbone(state, arch, squeeze_ratio),
+                           lambda backbone: convert_against(state, backbone))
+    if not fits:
+        raise ConversionError('\n'.join(errors))
+    return fits[0][1]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -254,21 +228,25 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="resnet18, resnet34, resnet50, resnet101 or mobilenetv2 (default: inferred)")
     parser.add_argument('--squeeze-ratio', type=int, default=None,
                         help='MobileNetV2 fc_squeeze (default: inferred; the released x1.0 uses 16)')
+    parser.add_argument('--overwrite', action='store_true', help='replace DST if it exists')
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    checkpoint = torch.load(args.src, map_location='cpu', weights_only=True)
     try:
-        result = convert(checkpoint, args.arch, args.squeeze_ratio)
-    except ConversionError as error:
-        print(f'refusing to convert {args.src}:\n{error}', file=sys.stderr)
-        return 1
-    state = OrderedDict([('backbone.' + k, v) for k, v in result.state_dict.items()]
-                        + [('head.fc.' + k, v) for k, v in result.head.items()])
-    meta = dict(source=args.src, backbone=result.backbone, head=bool(result.head))
-    torch.save({'state_dict': state, 'meta': meta}, args.dst)
+        check_destination(args.src, args.dst, args.overwrite)
+        checkpoint = load_state_dict_file(args.src)
+        try:
+            result = convert(checkpoint, args.arch, args.squeeze_ratio)
+        except ConversionError as error:
+            return fail(f'{args.src}: {error}')
+        state = OrderedDict([('backbone.' + k, v) for k, v in result.state_dict.items()]
+                            + [('head.fc.' + k, v) for k, v in result.head.items()])
+        meta = dict(source=args.src, backbone=result.backbone, head=bool(result.head))
+        save_atomic({'state_dict': state, 'meta': meta}, args.dst)
+    except ConverterError as error:
+        return fail(error)
     print(f'wrote {len(result.state_dict)} backbone tensors for {result.backbone} under backbone. and '
           f'{len(result.head)} DYCls tensors under head.fc. to {args.dst}'
           + ('' if result.head else ' (the checkpoint has no classifier)'))

@@ -16,7 +16,6 @@ Nothing is written when ``SRC`` has no ``backbone.*`` keys (the prefixes it has 
 interrupted run never leaves a truncated ``DST``. Exit status 0 on success, 1 otherwise.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 from collections import Counter, OrderedDict
@@ -25,7 +24,9 @@ from typing import List, Mapping, Optional, Tuple
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # the repo, uninstalled checkout
-from mmlight.utils.checkpoint import UnsafeCheckpointError, load_local_checkpoint, state_dict_of  # noqa: E402
+from mmlight.utils.checkpoint import state_dict_of  # noqa: E402
+from mmlight.utils.converters import (ConverterError, check_destination, fail, load_checkpoint_file,  # noqa: E402
+                                      save_atomic, state_dict_in)
 
 
 def extract(state_dict: Mapping[str, torch.Tensor], prefix: str = 'backbone.') -> Tuple['OrderedDict', Counter]:
@@ -47,38 +48,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--prefix', default='backbone.', help='key prefix to keep (default: %(default)s)')
     parser.add_argument('--overwrite', action='store_true', help='replace DST if it exists')
     args = parser.parse_args(argv)
-    if not osp.isfile(args.src):
-        print(f'error: SRC {args.src} does not exist', file=sys.stderr)
-        return 1
-    if osp.exists(args.dst) and (osp.samefile(args.src, args.dst) or not args.overwrite):
-        why = 'is SRC' if osp.samefile(args.src, args.dst) else 'exists (use --overwrite to replace it)'
-        print(f'error: DST {args.dst} {why}; nothing written', file=sys.stderr)
-        return 1
     prefix = args.prefix if args.prefix.endswith('.') else args.prefix + '.'
     try:
-        checkpoint = load_local_checkpoint(args.src, map_location='cpu')
-    except UnsafeCheckpointError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 1
-    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, Mapping) or not all(torch.is_tensor(v) for v in state.values()):
-        print(f'error: {args.src} holds no state dict (a mapping of tensors, or one under "state_dict")',
-              file=sys.stderr)
-        return 1
-    kept, others = extract(state, prefix)
-    if not kept:
-        found = ', '.join(f'{name}. ({count})' for name, count in sorted(others.items())) or 'none'
-        print(f'error: {args.src} has no {prefix}* keys; key prefixes found: {found}; nothing written',
-              file=sys.stderr)
-        return 1
-    meta = dict(source=osp.abspath(args.src), prefix=prefix, tensors=len(kept), dropped=dict(others))
-    source_meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
-    if isinstance(source_meta, dict):
-        meta.update({k: source_meta[k] for k in ('epoch', 'iter', 'experiment_name') if k in source_meta})
-    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    partial = args.dst + '.partial'
-    torch.save(dict(state_dict=kept, meta=meta), partial)
-    os.replace(partial, args.dst)
+        check_destination(args.src, args.dst, args.overwrite)
+        checkpoint = load_checkpoint_file(args.src)
+        kept, others = extract(state_dict_in(checkpoint, args.src), prefix)
+        if not kept:
+            found = ', '.join(f'{name}. ({count})' for name, count in sorted(others.items())) or 'none'
+            raise ConverterError(f'{args.src}: no {prefix}* keys (key prefixes found: {found}); nothing written')
+        meta = dict(source=osp.abspath(args.src), prefix=prefix, tensors=len(kept), dropped=dict(others))
+        source_meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+        if isinstance(source_meta, dict):
+            meta.update({k: source_meta[k] for k in ('epoch', 'iter', 'experiment_name') if k in source_meta})
+        save_atomic(dict(state_dict=kept, meta=meta), args.dst)
+    except ConverterError as error:
+        return fail(error)
     dropped = ', '.join(f'{name}. ({count})' for name, count in sorted(others.items())) or 'nothing'
     print(f'{len(kept)} {prefix}* tensors written to {args.dst}; left out: {dropped}')
     return 0

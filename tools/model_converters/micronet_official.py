@@ -2,16 +2,19 @@
 
 Usage::
 
-    python tools/model_converters/micronet_official.py SRC DST [--arch m0|m1|m2|m3]
+    python tools/model_converters/micronet_official.py SRC DST [--arch m0|m1|m2|m3] [--overwrite]
 
 ``SRC`` is an official ``micronet-m{0..3}.pth`` (a plain state dict or a dict with ``'state_dict'``, keys possibly
 prefixed ``module.``, as the official ``main.py`` saves and reads them). The arch is recognised from the keys and
 shapes unless given. ``DST`` gets ``{'state_dict': ..., 'meta': ...}`` with the backbone under ``backbone.`` (for
 ``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')`` of ``MicroNet``) and the official
-classifier under ``head.`` (``mmlight.models.backbones.micronet.MicroNetHead``).
+classifier under ``head.`` (``MicroNetHead``).
 
 Every source key must map to a key of the same shape and every target key must get a value: otherwise nothing is
 written, the exit status is 1 and every unmatched source key, missing target key and shape mismatch is listed.
+``SRC`` is loaded with torch's safe loader; a missing or unreadable ``SRC`` is refused with one ``error:`` line, as
+is a ``DST`` that exists (unless ``--overwrite``) or is ``SRC``. ``DST`` is written to a temporary file in its
+directory and renamed, so a failed run never leaves a truncated ``DST``.
 """
 import argparse
 import functools
@@ -24,6 +27,8 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # the repo, uninstalled checkout
 from mmlight.utils.checkpoint import state_dict_of  # noqa: E402
+from mmlight.utils.converters import (ConversionError, ConverterError, check_destination, check_mapping,  # noqa: E402
+                                      fail, fitting, load_state_dict_file, map_keys, save_atomic)
 
 NORM_SUFFIXES = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
 #: Official module path inside a ``features.i`` block -> our :class:`MicroBlock` module, per block kind.
@@ -50,14 +55,9 @@ HEAD_MODULES = {'classifier.0.linear.0': 'head.fc1', 'classifier.0.linear.1': 'h
 ARCHS = ('m0', 'm1', 'm2', 'm3')
 
 
-class ConversionError(ValueError):
-    """The checkpoint does not map one-to-one onto the model; the message lists every offending key."""
-
-
 class Conversion(NamedTuple):
     state_dict: 'OrderedDict[str, torch.Tensor]'
     arch: str
-
 
 
 @functools.lru_cache(maxsize=None)
@@ -76,7 +76,11 @@ def module_map(arch: str) -> Dict[str, str]:
 @functools.lru_cache(maxsize=None)
 def target_shapes(arch: str) -> Dict[str, Tuple[int, ...]]:
     """Keys and shapes the conversion must fill: ``MicroNet(arch)`` under ``backbone.``, its head under ``head.``."""
-    from mmlight.models.backbones.micronet import MicroNet, MicroNetHead
+    from mmlight.models.backbones.micronet import MicroNet
+    try:
+        from mmlight.models import MicroNetHead
+    except ImportError:
+        from mmlight.models.backbones.micronet import MicroNetHead
     shapes = OrderedDict()
     for prefix, module in (('backbone.', MicroNet(arch, init_cfg=None)), ('head.', MicroNetHead.from_arch(arch))):
         shapes.update((prefix + k, tuple(v.shape)) for k, v in module.state_dict().items())
@@ -95,41 +99,29 @@ def convert(state: Mapping[str, torch.Tensor], arch: str) -> Conversion:
     """Map an official ``arch`` state dict onto mmlight's keys; :class:`ConversionError` lists every problem."""
     if arch not in ARCHS:
         raise ValueError(f'arch must be one of {ARCHS}, got {arch!r}')
-    state = state_dict_of(state)
-    mapping, target = module_map(arch), target_shapes(arch)
-    converted, unmatched, mismatched = OrderedDict(), [], []
-    for key, value in state.items():
-        new = rename(key, mapping)
-        if new is None or new not in target:
-            unmatched.append(key)
-        elif tuple(value.shape) != target[new]:
-            mismatched.append(f'{key} {tuple(value.shape)} -> {new} {target[new]}')
-        else:
-            converted[new] = value
-    missing = [k for k in target if k not in converted]
-    if unmatched or mismatched or missing:
-        lines = [f'the checkpoint does not map onto MicroNet-{arch.upper()}:']
-        for title, keys in (('unmatched source keys', unmatched), ('shape mismatches', mismatched),
-                            ('missing target keys', missing)):
-            if keys:
-                lines.append(f'{len(keys)} {title}:')
-                lines.extend(f'  {k}' for k in keys)
-        raise ConversionError('\n'.join(lines))
-    return Conversion(converted, arch)
+    mapping = module_map(arch)
+    result = map_keys(state_dict_of(state), lambda key: rename(key, mapping), target_shapes(arch))
+    check_mapping(f'MicroNet-{arch.upper()}', result)
+    return Conversion(result.converted, arch)
+
+
+def convert_any(state: Mapping[str, torch.Tensor], arch: Optional[str] = None) -> Conversion:
+    """:func:`convert` for ``arch``, or for the one arch whose official keys and shapes ``state`` has."""
+    if arch is not None:
+        return convert(state, arch)
+    fits, _ = fitting(ARCHS, lambda candidate: convert(state, candidate), first=False)
+    if not fits:
+        raise ConversionError(f'the keys and shapes fit no MicroNet arch ({", ".join(ARCHS)}): not an official '
+                              'micronet-m{0..3}.pth state dict? (give --arch to list the keys that differ)')
+    if len(fits) > 1:
+        raise ConversionError(f'the keys and shapes fit several MicroNet archs ({", ".join(a for a, _ in fits)}); '
+                              'give --arch')
+    return fits[0][1]
 
 
 def detect_arch(state: Mapping[str, torch.Tensor]) -> str:
-    """The arch whose official keys and shapes ``state`` has (``ValueError`` when none or several fit)."""
-    fits = []
-    for arch in ARCHS:
-        try:
-            convert(state, arch)
-        except ConversionError:
-            continue
-        fits.append(arch)
-    if len(fits) != 1:
-        raise ValueError(f'cannot recognise the arch of the checkpoint (fits: {fits or "none"}); pass --arch')
-    return fits[0]
+    """The arch whose official keys and shapes ``state`` has (:class:`ConversionError` when none or several fit)."""
+    return convert_any(state).arch
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -137,18 +129,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('src', help='official checkpoint (micronet-m{0..3}.pth)')
     parser.add_argument('dst', help='output path')
     parser.add_argument('--arch', choices=ARCHS, help='MicroNet arch (recognised from the keys if not given)')
+    parser.add_argument('--overwrite', action='store_true', help='replace DST if it exists')
     args = parser.parse_args(argv)
     import mmlight  # noqa: F401  (registers the backbone)
-    state = state_dict_of(torch.load(args.src, map_location='cpu', weights_only=True))
     try:
-        arch = args.arch or detect_arch(state)
-        conversion = convert(state, arch)
-    except (ConversionError, ValueError) as error:
-        print(error, file=sys.stderr)
-        return 1
-    meta = dict(source=args.src, arch=arch, converter='tools/model_converters/micronet_official.py')
-    torch.save(dict(state_dict=conversion.state_dict, meta=meta), args.dst)
-    print(f'MicroNet-{arch.upper()}: {len(conversion.state_dict)} tensors written to {args.dst}')
+        check_destination(args.src, args.dst, args.overwrite)
+        state = load_state_dict_file(args.src)
+        try:
+            conversion = convert_any(state, args.arch)
+        except ConversionError as error:
+            return fail(f'{args.src}: {error}')
+        meta = dict(source=args.src, arch=conversion.arch, converter='tools/model_converters/micronet_official.py')
+        save_atomic(dict(state_dict=conversion.state_dict, meta=meta), args.dst)
+    except ConverterError as error:
+        return fail(error)
+    print(f'MicroNet-{conversion.arch.upper()}: {len(conversion.state_dict)} tensors written to {args.dst}')
     return 0
 
 
