@@ -20,13 +20,13 @@ calls per model, all models taking turns in blocks (warm-up call first; see ``pa
 test; numbers vary by machine, thread count and load.
 """
 import argparse
-import warnings
 import copy
 import glob
 import inspect
 import os.path as osp
 import sys
 import traceback
+import warnings
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -58,8 +58,9 @@ class Row:
 
 
 def registered_backbones() -> Dict[str, type]:
-    import mmlight  # noqa: F401  (registers)
     from mmdet.registry import MODELS
+
+    import mmlight  # noqa: F401  (registers)
     from mmlight.models.backbones import LightBackbone
     return {name: cls for name, cls in sorted(MODELS.module_dict.items())
             if isinstance(cls, type) and issubclass(cls, LightBackbone)}
@@ -98,7 +99,7 @@ def config_backbones() -> List[dict]:
             continue
         try:
             backbone = Config.fromfile(path).model.backbone
-        except Exception as error:  # a config another session is still writing must not stop the benchmark
+        except Exception as error:  # one broken config must not stop the benchmark
             print(f'skipped {osp.relpath(path, REPO)}: {type(error).__name__}: {error}', file=sys.stderr)
             continue
         found.append(backbone.to_dict())

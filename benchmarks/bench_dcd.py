@@ -6,7 +6,7 @@
    with the same static kernel vs the naive route (synthesise every sample's kernel ``Lambda W0 + P (I + Phi) Q^T``,
    BN folded, then one grouped conv with ``groups = N``, the CondConv/DY-Conv batching), for C in 64, 128, 256,
    512, 56^2 and 14^2 maps, batch 1 and 8, forward and forward + backward.
-   Goals (issue 6): DCD <= 1.25x the static conv, >= 2x faster than the naive synthesis.
+   Goals: DCD <= 1.25x the static conv, >= 2x faster than the naive synthesis.
 2. Models: DCD-ResNet-50 vs mmdet's ResNet-50 backbones, and the RetinaNets of
    ``configs/dcd/retinanet_dcd-r50_fpn_1x_coco.py`` vs mmdet's ``retinanet_r50_fpn_1x_coco.py`` (mode 'tensor',
    no post-processing), at 800x1333, batch 1.
@@ -30,8 +30,9 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from mmlight.layers import DCDConv2d  # noqa: E402
 from bench_compconv import paired_latency  # noqa: E402
+
+from mmlight.layers import DCDConv2d  # noqa: E402
 
 
 def _folded(norm: nn.Module):
@@ -132,7 +133,6 @@ def bench_models(device: str, repeats: int, hw) -> None:
         t_base, t_dcd = paired_latency(fns, device, repeats, no_grad=False)
         print(f'| backbone | {params(base):.2f} -> {params(dcd):.2f} | {"fwd+bwd" if backward else "fwd"} | '
               f'{t_base * 1e3:.1f} | {t_dcd * 1e3:.1f} | {t_dcd / t_base:.2f} |')
-    del base, dcd
 
     init_default_scope('mmdet')
     detectors = []

@@ -7,7 +7,7 @@ backbones vs mmdet's MobileNetV2 x0.35, in one run.
    reduction 8, official shift) with ``implementation='reference'`` (the official formulation: index gather, four
    broadcast products, two sums, ``torch.max``) and ``'fast'``, ``nn.ReLU6`` and ``nn.Conv2d(C, C, 1, groups=G)``.
    Shapes: B8 C96 28^2, B8 C192 14^2, B1 C384 7^2, B8 C32 56^2 (G = 8, 12, 12, 4). Forward (eval, no_grad) and
-   forward + backward (gradients for the input and every parameter). Goal (issue 7): fast >= 3x faster than the
+   forward + backward (gradients for the input and every parameter). Goal: fast >= 3x faster than the
    official formulation, both ways.
 2. Backbones at 224^2 (batch 1 and 8) and 800x1333 (batch 1): MicroNet-M0..M3 with the fast and the reference
    Dynamic Shift-Max, and mmdet's ``MobileNetV2(widen_factor=0.35)`` (out_indices 1, 2, 4, 7): params and MACs
@@ -30,8 +30,9 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from mmlight.layers import DynamicShiftMax  # noqa: E402
 from bench_compconv import paired_latency  # noqa: E402
+
+from mmlight.layers import DynamicShiftMax  # noqa: E402
 
 SHAPES = [(8, 96, 28, 8), (8, 192, 14, 12), (1, 384, 7, 12), (8, 32, 56, 4)]  # B, C, H (= W), G
 
@@ -83,8 +84,9 @@ def bench_layers(device: str, repeats: int, shapes) -> None:
 
 
 def bench_models(device: str, repeats: int, archs, cases: List[Tuple[int, int, int]]) -> None:
-    import mmlight  # noqa: F401
     from mmdet.models.backbones import MobileNetV2
+
+    import mmlight  # noqa: F401
     from mmlight.models.backbones import MicroNet
     from mmlight.utils.complexity import complexity, format_count
     print(f'\n## Backbones on {device} (median of {repeats}; ms; MACs: conv + linear + Dynamic Shift-Max mixing, BN '

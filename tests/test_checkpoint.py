@@ -1,6 +1,5 @@
 """Checkpoints load with torch's safe unpickler kept on; anything outside the allow-list is refused."""
 import os
-import os.path as osp
 import pickle
 import subprocess
 import sys
@@ -11,8 +10,7 @@ import torch
 from torch import nn
 
 from conftest import REPO
-from mmlight.utils.checkpoint import (TRUSTED_ENV, UnsafeCheckpointError, load_local_checkpoint,
-                                      trusted_checkpoints)
+from mmlight.utils.checkpoint import TRUSTED_ENV, UnsafeCheckpointError, load_local_checkpoint, trusted_checkpoints
 
 
 class _RunsCode:
@@ -44,9 +42,10 @@ def _runner_checkpoint(path):
 
 
 def test_runner_checkpoint_loads_with_weights_only(tmp_path):
-    import mmlight  # noqa: F401  (registers the loader)
     from mmengine.runner import CheckpointLoader
     from mmengine.runner.checkpoint import load_from_local
+
+    import mmlight  # noqa: F401  (registers the loader)
     path = str(tmp_path / 'epoch_1.pth')
     model = _runner_checkpoint(path)
     with pytest.raises(pickle.UnpicklingError):
@@ -73,8 +72,9 @@ def test_runner_checkpoint_loads_in_a_fresh_process(tmp_path):
 
 
 def test_code_running_pickle_is_refused_and_names_the_type(tmp_path, monkeypatch):
-    import mmlight  # noqa: F401
     from mmengine.runner import CheckpointLoader
+
+    import mmlight  # noqa: F401
     monkeypatch.delenv(TRUSTED_ENV, raising=False)
     marker = tmp_path / 'executed'
     path = str(tmp_path / 'evil.pth')

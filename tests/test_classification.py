@@ -3,7 +3,6 @@ smoothing, mixup, predictions), DCD's dynamic classifier, the tiny dataset, extr
 checkpoint check, the classification demo (learns well above chance) and tools/test.py on it.
 """
 import filecmp
-import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -16,7 +15,7 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.structures import BaseDataElement
 
-from conftest import REPO
+from conftest import REPO, load_tool, randomise_bn
 from mmlight.datasets import (ImageNet, PackClsInputs, RandomResizedCrop, ResizeEdge, TinyImageNetSpec,
                               generate_tiny_imagenet)
 from mmlight.datasets.demo_imagenet import CLASSES
@@ -222,12 +221,7 @@ def _dycls_reference(layer: DCDLinear, x: torch.Tensor) -> torch.Tensor:
 def test_dcd_linear_matches_the_official_formula_per_sample():
     torch.manual_seed(0)
     layer = DCDLinear(24, 10, latent_dim=6, squeeze=5).double()
-    for module in layer.modules():  # non-trivial statistics and affine parameters
-        if isinstance(module, torch.nn.BatchNorm1d):
-            module.running_mean.uniform_(-1, 1)
-            module.running_var.uniform_(0.5, 2)
-            module.weight.data.uniform_(0.5, 1.5)
-            module.bias.data.uniform_(-1, 1)
+    randomise_bn(layer, bias=(-1, 1), mean=(-1, 1))  # non-trivial statistics and affine parameters
     for p in (layer.weight, layer.bias, layer.fc_scale.weight, layer.fc_phi.weight):
         p.data.normal_(0, 0.5)
     layer.eval()
@@ -254,7 +248,7 @@ def test_dcd_head_parameter_count_is_the_official_dycls():
     for inp in (2048, 1280):
         head = DCDClsHead(inp, 1000, dropout=0.1)
         assert sum(p.numel() for p in head.parameters()) == official(inp)
-    assert official(2048) == 2_277_992  # = 29.84 M - 27.56 M of the official ResNet-50 DCD, REFERENCE 2.3
+    assert official(2048) == 2_277_992  # = 29.84 M - 27.56 M of the official resnet50_dcd (liyunsheng13/dcd)
 
 
 # ------------------------------------------------------------------------------------------------ tiny dataset
@@ -278,16 +272,8 @@ def test_tiny_dataset_is_deterministic_and_never_overwrites(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ extract_backbone
-def _extractor():
-    path = osp.join(REPO, 'tools', 'model_converters', 'extract_backbone.py')
-    spec = importlib.util.spec_from_file_location('extract_backbone', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_extract_backbone_keeps_exactly_the_backbone(tmp_path):
-    tool = _extractor()
+    tool = load_tool('model_converters', 'extract_backbone.py')
     model = _classifier()
     src, dst = str(tmp_path / 'epoch_1.pth'), str(tmp_path / 'backbone.pth')
     state = {'module.' + k if i % 2 else k: v for i, (k, v) in enumerate(model.state_dict().items())}

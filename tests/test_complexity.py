@@ -78,9 +78,22 @@ def test_compconv_backbone_equals_the_closed_form(backbones, size):
     assert len(layers) == sum(isinstance(m, nn.Conv2d) for m in plain.modules())  # every conv was swapped
     plain_params, plain_conv_macs, plain_bn_macs = closed_form(plain, size)
     assert plain_bn_macs == bn_macs  # BN layers are untouched
-    assert params < plain_params and conv_macs < plain_conv_macs
     dense_params = sum(m.weight.numel() for m in plain.modules() if isinstance(m, nn.Conv2d))
     assert plain_params - dense_params + sum(compconv_params(layer) for layer in layers) == params
+    # MACs: every swapped conv saves exactly its dense cost minus the paper's CompConv cost at its output size
+    dense = {name: m for name, m in plain.named_modules() if isinstance(m, nn.Conv2d)}
+    swapped = {name: m for name, m in ours.named_modules() if isinstance(m, CompConv2d)}
+    assert sorted(dense) == sorted(swapped)
+    sizes = {}
+    hooks = [m.register_forward_hook(lambda m, _, out, name=name: sizes.__setitem__(name, tuple(out.shape[-2:])))
+             for name, m in dense.items()]
+    with torch.no_grad():
+        plain(torch.zeros(1, 3, size, size))
+    for hook in hooks:
+        hook.remove()
+    saving = sum(conv2d_macs(m.in_channels, m.out_channels, m.kernel_size, sizes[name], m.groups)
+                 - compconv_macs(swapped[name], sizes[name]) for name, m in dense.items())
+    assert plain_conv_macs - conv_macs == saving > 0
 
 
 @pytest.mark.parametrize('config', ['retinanet_compconv128_coco.py', 'faster-rcnn_compconv128_coco.py'])
@@ -92,6 +105,7 @@ def test_whole_detectors_are_counted(config, backbones):
     cfg.model.test_cfg.get('rpn', {})['max_per_img'] = 50  # fewer proposals keep the two-stage count quick
     ours = complexity(build_from_config(cfg), (3, 128, 128))
     plain = complexity(build_from_config(cfg, plain=True), (3, 128, 128))
-    backbone_saving = closed_form(plain_backbone, 128)[0] - closed_form(our_backbone, 128)[0]
-    assert plain['params'] - ours['params'] == backbone_saving  # only the backbone differs
-    assert 0 < ours['macs'] < plain['macs']
+    (plain_params, plain_macs, _), (our_params, our_macs, _) = (closed_form(plain_backbone, 128),
+                                                                closed_form(our_backbone, 128))
+    assert plain['params'] - ours['params'] == plain_params - our_params  # only the backbone differs
+    assert plain['macs'] - ours['macs'] == plain_macs - our_macs  # the backbone's convs, by the closed forms

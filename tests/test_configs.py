@@ -94,6 +94,7 @@ SWAP_CONFIGS = [(c, i) for c, i in zip(CONFIGS, IDS) if Config.fromfile(c).model
 def test_conv_cfg_swaps_every_conv_of_the_backbone(config_path):
     """The swapped backbone has one swapped layer per conv of the plain backbone, in order, with its shape."""
     from mmengine.registry import MODELS as ROOT_MODELS
+
     from mmlight.utils.complexity import strip_conv_cfg
     cfg = load(config_path)
     layer_type = ROOT_MODELS.get(cfg.model.backbone.conv_cfg['type'])

@@ -3,7 +3,6 @@ official weights), and a classifier checkpoint of the matching ImageNet config, 
 the detector with no missing or unexpected key and gives the same backbone features.
 """
 import glob
-import importlib.util
 import os.path as osp
 import re
 
@@ -11,7 +10,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from conftest import REPO
+from conftest import REPO, load_tool, randomise_bn
 from mmlight.utils.data_check import check_backbone_checkpoint_keys
 
 DETECTION_CONFIGS = sorted(p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
@@ -43,14 +42,6 @@ def test_every_detection_config_initialises_from_its_own_imagenet_backbone(path)
 HANDOFF = [p for p in DETECTION_CONFIGS if _imagenet_config(Config.fromfile(p)) is not None]
 
 
-def _extractor():
-    spec = importlib.util.spec_from_file_location(
-        'extract_backbone', osp.join(REPO, 'tools', 'model_converters', 'extract_backbone.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize('path', HANDOFF, ids=lambda p: osp.relpath(p, REPO))
 def test_classifier_backbone_loads_into_the_detector_and_gives_its_features(path, tmp_path):
     from mmdet.registry import MODELS
@@ -58,14 +49,11 @@ def test_classifier_backbone_loads_into_the_detector_and_gives_its_features(path
     cls_cfg = Config.fromfile(_imagenet_config(det_cfg))
     classifier = MODELS.build(cls_cfg.model)
     classifier.init_weights()
-    with torch.no_grad():  # non-trivial BN statistics, so that a lost buffer would show
-        for module in classifier.modules():
-            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                module.running_mean.uniform_(-0.1, 0.1)
-                module.running_var.uniform_(0.5, 1.5)
+    # non-trivial BN statistics, so that a lost buffer would show
+    randomise_bn(classifier, weight=None, bias=None, mean=(-0.1, 0.1), var=(0.5, 1.5))
     src, dst = str(tmp_path / 'epoch_1.pth'), str(tmp_path / 'backbone.pth')
     torch.save(dict(state_dict=classifier.state_dict(), meta=dict(epoch=1)), src)
-    assert _extractor().main([src, dst]) == 0
+    assert load_tool('model_converters', 'extract_backbone.py').main([src, dst]) == 0
 
     det_cfg.model.backbone.init_cfg.checkpoint = dst
     detector = MODELS.build(det_cfg.model)

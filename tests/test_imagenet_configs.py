@@ -90,9 +90,10 @@ def load(name):
 
 
 def build(model_cfg):
-    import mmlight  # noqa: F401
     from mmdet.registry import MODELS
     from mmengine.registry import init_default_scope
+
+    import mmlight  # noqa: F401
     init_default_scope('mmdet')
     return MODELS.build(model_cfg)
 
@@ -264,6 +265,7 @@ def test_backbone_matches_detection_config(name):
     det = Config.fromfile(det_path).model.backbone.to_dict()
     cls = load(name).model.backbone.to_dict()
     det.pop('_delete_', None)
+
     def fixed(backbone):
         return {k: v for k, v in backbone.items() if k not in MAY_DIFFER}
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from mmlight.layers.utils import (channel_shuffle, check_divisible, conv2d_macs, interleave_permutation,
-                                  make_divisible, to_int, to_pair)
+from mmlight.layers.utils import (channel_shuffle, check_divisible, conv2d_macs, interleave_permutation, make_divisible,
+                                  to_int, to_pair)
 
 
 @pytest.mark.parametrize('channels,groups', [(12, 3), (12, 4), (8, 8), (6, 1)])
@@ -29,17 +29,41 @@ def test_channel_shuffle_needs_divisible_channels():
     check_divisible(12, 3, 'channels', 'groups')
 
 
+def official_make_divisible(v, divisor, min_value=None):
+    """``_make_divisible`` of the TensorFlow MobileNet code (tensorflow/models research/slim/nets/mobilenet), as
+    the official MobileNetV2/DCD/MicroNet code copies it."""
+    if min_value is None:
+        min_value = divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:  # make sure that round down does not go down by more than 10 %
+        new_v += divisor
+    return new_v
+
+
 @pytest.mark.parametrize('value,divisor,expected', [
     (32 * 0.25, 8, 8), (32 * 0.75, 8, 24), (1024 * 0.75, 8, 768), (3, 8, 8), (100, 8, 104), (91, 8, 88),
     (20, 16, 32),  # 16 would lose 20 %: one divisor up
+    (12, 8, 16), (83, 8, 80), (0.5, 4, 4),  # half way rounds up, 83 down; the divisor is the minimum
 ])
 def test_make_divisible(value, divisor, expected):
-    assert make_divisible(value, divisor) == expected
-    assert expected % divisor == 0 and expected >= 0.9 * value
+    result = make_divisible(value, divisor)
+    assert result == expected and type(result) is int
+    assert result % divisor == 0 and result >= 0.9 * value
 
 
-@pytest.mark.parametrize('in_channels,out_channels,kernel,stride,groups', [(16, 32, 3, 1, 1), (16, 32, 3, 2, 4),
-                                                                            (8, 8, (1, 5), 1, 8), (3, 64, 7, 2, 1)])
+def test_make_divisible_equals_the_official_rounding_and_mmdets():
+    from mmdet.models.utils import make_divisible as mmdet_make_divisible
+    values = [c * w for c in range(1, 1200, 7) for w in (0.1, 0.25, 0.35, 0.5, 0.75, 1.0, 1.3, 1.5, 2.0)]
+    for divisor in (4, 8, 16):
+        for value in values:
+            ours = make_divisible(value, divisor)
+            assert ours == official_make_divisible(value, divisor) == mmdet_make_divisible(value, divisor), \
+                (value, divisor)
+    assert make_divisible(30, 8, min_value=40) == official_make_divisible(30, 8, min_value=40) == 40
+
+
+@pytest.mark.parametrize('in_channels,out_channels,kernel,stride,groups',
+                         [(16, 32, 3, 1, 1), (16, 32, 3, 2, 4), (8, 8, (1, 5), 1, 8), (3, 64, 7, 2, 1)])
 def test_conv2d_macs_equals_mmengines_count(in_channels, out_channels, kernel, stride, groups):
     from mmengine.analysis import get_model_complexity_info
     conv = nn.Conv2d(in_channels, out_channels, kernel, stride, groups=groups, bias=False)

@@ -26,6 +26,7 @@ def test_mmlight_backbone_trains_inside_mmpretrain_image_classifier():
     from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
     from mmpretrain.structures import DataSample
+
     import mmlight  # noqa: F401
 
     cfg = Config.fromfile(CONFIG)

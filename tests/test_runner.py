@@ -1,7 +1,8 @@
 """Runner level: train on the demo dataset, save, resume, evaluate, TTA; the tools' command lines.
 
-The flagship demo config gets the whole treatment; every config in configs/demo/ trains two iterations and is
-evaluated. Data: a 16/4-image demo set at 64x64, generated once per module.
+The flagship demo config gets the whole treatment; every config in configs/demo/ trains two iterations (every
+parameter moves, the losses stay finite) and is evaluated, and learns the training images well past its untrained
+mAP. Data: a 16/4-image demo set at 64x64, generated once per module.
 """
 import glob
 import os.path as osp
@@ -105,26 +106,39 @@ def test_resume_continues_from_the_checkpoint(trained, demo_root):
     assert osp.isfile(osp.join(work_dir, 'epoch_2.pth'))
 
 
-# 60 iterations at 64x64 reached mAP_50 0.131 from 0.000 untrained (seeded, CPU); the bound leaves a 2.6x margin
-TRAIN_EPOCHS = 30
-MIN_TRAINED_MAP50 = 0.05
+# Per demo config: epochs of 2 iterations on the 16 training images (constant lr 1e-3, no flips) and the mAP_50 on
+# those images the run must reach. Measured on a 2-core CPU over the seeds 0-2 (the runs are seeded, but rounding-level
+# changes anywhere move a run this short within that spread): CompConv128 R50 0.07-0.14 after 60 iterations (untrained
+# 0.00-0.01), MicroNet-M3 0.11-0.21 after 80 (untrained 0.01-0.07), DCD-R50 0.07-0.11 after 24 (untrained: no
+# detection at all).
+LEARNING = {
+    'retinanet_compconv128_demo.py': (30, 0.05),
+    'retinanet_micronet-m3_demo.py': (40, 0.06),
+    'retinanet_dcd-r50_demo.py': (12, 0.035),
+}
 
 
-def test_training_beats_the_untrained_model(demo_root, tmp_path):
-    """A short run on 16 images, evaluated on those images: mAP_50 rises far above the untrained model's."""
+def test_every_demo_config_has_a_learning_bar():
+    assert sorted(LEARNING) == sorted(osp.basename(c) for c in DEMO_CONFIGS)
+
+
+@pytest.mark.parametrize('config', DEMO_CONFIGS, ids=lambda p: osp.basename(p))
+def test_training_beats_the_untrained_model(config, demo_root, tmp_path):
+    """A short run on 16 images, evaluated on those images: mAP_50 reaches the config's bar and at least twice the
+    untrained model's."""
     from mmengine.runner import Runner
-    cfg = demo_cfg(demo_root, str(tmp_path), max_epochs=TRAIN_EPOCHS, val_split='train')
+    epochs, bar = LEARNING[osp.basename(config)]
+    cfg = demo_cfg(demo_root, str(tmp_path), max_epochs=epochs, config=config, val_split='train')
     cfg.train_dataloader.dataset.pipeline = [s for s in cfg.train_dataloader.dataset.pipeline
                                              if s['type'] != 'RandomFlip']
     cfg.optim_wrapper.optimizer.lr = 1e-3
     cfg.param_scheduler = []  # constant lr: the run is short
-    cfg.default_hooks.checkpoint.interval = TRAIN_EPOCHS
+    cfg.default_hooks.checkpoint.interval = epochs
     runner = Runner.from_cfg(cfg)
-    untrained = runner.test()['coco/bbox_mAP_50']
+    untrained = runner.test().get('coco/bbox_mAP_50', 0.0)  # no detection at all: no metric
     runner.train()
     trained = runner.test()['coco/bbox_mAP_50']
-    assert untrained < 0.02
-    assert trained >= MIN_TRAINED_MAP50, (untrained, trained)
+    assert trained >= max(bar, 2 * untrained), (untrained, trained)
 
 
 def test_tta_wraps_the_model_and_sees_both_flips(trained, demo_root, tmp_path):
@@ -154,17 +168,41 @@ def test_tta_wraps_the_model_and_sees_both_flips(trained, demo_root, tmp_path):
     assert 'coco/bbox_mAP_50' in metrics
 
 
+class RecordTraining(Hook):
+    """The trainable parameters as training starts (after their initialisation), the names of those that get a
+    gradient, and the losses."""
+
+    def before_train(self, runner):
+        self.before, self.with_grad, self.losses = {}, set(), []
+        for name, param in runner.model.named_parameters():
+            if param.requires_grad:
+                self.before[name] = param.detach().clone()
+                param.register_hook(lambda grad, name=name: self.with_grad.add(name))
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self.losses.append(float(torch.as_tensor(outputs['loss']).detach()))
+
+
 @pytest.mark.parametrize('config', DEMO_CONFIGS, ids=lambda p: osp.basename(p))
 def test_every_demo_config_trains_and_evaluates(config, demo_root, tmp_path):
+    """The demos train from scratch, nothing frozen: two iterations give every parameter a gradient and move it, with
+    finite losses; the test set is evaluated (its mAP bar is test_training_beats_the_untrained_model's)."""
     from mmengine.runner import Runner
     cfg = demo_cfg(demo_root, str(tmp_path), max_epochs=1, config=config)
     runner = Runner.from_cfg(cfg)
-    counter = CountIters()
+    counter, record = CountIters(), RecordTraining()
     runner.register_hook(counter)
+    runner.register_hook(record)
     runner.train()
     assert counter.count == 2 and osp.isfile(osp.join(str(tmp_path), 'epoch_1.pth'))
+    assert len(record.losses) == 2 and all(torch.isfinite(torch.tensor(record.losses))), record.losses
+    params = dict(runner.model.named_parameters())
+    assert record.before and sorted(record.with_grad) == sorted(record.before) == sorted(params)
+    unchanged = [n for n, p in record.before.items() if torch.equal(params[n].detach(), p)]
+    assert not unchanged, unchanged
+    assert all(torch.isfinite(p).all() for p in params.values())
     metrics = runner.test()
-    assert 0.0 <= metrics['coco/bbox_mAP_50'] <= 1.0
+    assert set(metrics) >= {'coco/bbox_mAP', 'coco/bbox_mAP_50'}  # every image evaluated: no empty result
 
 
 def test_tools_test_cli_evaluates_a_checkpoint(trained, demo_root, tmp_path):

@@ -1,9 +1,10 @@
 """ShuffleNetV1 and its unit.
 
-The parameter count is mmpretrain's published figure for 1x g=3; feature shapes come from the arch table (paper
-Table 1 widths, the scale factor, stride 2 at the stem, its max pool and the first unit of every stage); the unit's
-channel shuffle is checked on the shared utility (it inverts), by what it is for (every group of the second GConv
-sees every group of the first) and against the paper's placement of the shuffle.
+The parameter counts are mmpretrain's published figure for 1x g=3 and the official models' ones; the widths are the
+published ones written out below (paper Table 1, the official code's scaled models), the strides 2 at the stem, its
+max pool and the first unit of every stage; the unit's channel shuffle is checked on the shared utility (it inverts),
+by what it is for (every group of the second GConv sees every group of the first) and against the paper's placement
+of the shuffle.
 """
 import math
 
@@ -12,42 +13,56 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmlight.layers import ShuffleUnitV1, channel_shuffle, make_divisible
+from conftest import randomise_bn
+from mmlight.layers import ShuffleUnitV1, channel_shuffle
 from mmlight.models.backbones import ShuffleNetV1
 
 PUBLISHED_PARAMS_1X_G3 = 1.87e6  # mmpretrain configs/shufflenet_v1/README.md (with the 1000-class Linear)
+
+# (groups, scale factor s) -> output channels of layer1 (the 3x3 stem conv and its max pool) and of the paper's
+# stages 2, 3, 4. At 1x the paper's Table 1 (arXiv 1707.01083): conv1 24, then 144/288/576 (g=1), 200/400/800
+# (g=2), 240/480/960 (g=3), 272/544/1088 (g=4), 384/768/1536 (g=8). The scaled models ("ShuffleNet s x") whose
+# ImageNet weights were published, g=3 and g=8 at 0.5x, 1.5x and 2x, as the official code lists their widths
+# (megvii-model/ShuffleNet-Series ShuffleNetV1/network.py, ``stage_out_channels``, the stem included).
+PUBLISHED_WIDTHS = {
+    (1, 1.0): (24, 144, 288, 576),
+    (2, 1.0): (24, 200, 400, 800),
+    (3, 1.0): (24, 240, 480, 960),
+    (4, 1.0): (24, 272, 544, 1088),
+    (8, 1.0): (24, 384, 768, 1536),
+    (3, 0.5): (12, 120, 240, 480),
+    (3, 1.5): (24, 360, 720, 1440),
+    (3, 2.0): (48, 480, 960, 1920),
+    (8, 0.5): (16, 192, 384, 768),
+    (8, 1.5): (24, 576, 1152, 2304),
+    (8, 2.0): (48, 768, 1536, 3072),
+}
+STRIDES = (4, 8, 16, 32)  # stem conv and max pool (2 x 2), then the stride-2 first unit of every stage
+# The official models' parameters in millions, with their 1000-class Linear (no bias), to the README's 0.1 M.
+OFFICIAL_PARAMS_M = {(3, 0.5): 0.7, (3, 1.0): 1.9, (3, 1.5): 3.4, (3, 2.0): 5.4,
+                     (8, 0.5): 1.0, (8, 1.0): 2.4, (8, 1.5): 4.3, (8, 2.0): 6.5}
 
 
 def count(module):
     return sum(p.numel() for p in module.parameters())
 
 
-def random_bn_statistics(module):
-    for bn in (m for m in module.modules() if isinstance(m, nn.BatchNorm2d)):
-        bn.running_mean.uniform_(-0.5, 0.5)
-        bn.running_var.uniform_(0.5, 2.0)
-        nn.init.uniform_(bn.weight, 0.5, 1.5)
-        nn.init.uniform_(bn.bias, -0.2, 0.2)
-
-
 def test_params_with_classifier_match_mmpretrain():
     model = ShuffleNetV1(groups=3, widen_factor=1.0)
     head = nn.Linear(model.stage_channels[-1], 1000)  # global average pool + FC on the last stage
-    assert count(model) + count(head) == pytest.approx(PUBLISHED_PARAMS_1X_G3, rel=0.01)
+    assert count(model) + count(head) == pytest.approx(PUBLISHED_PARAMS_1X_G3, abs=0.005e6)  # its rounding
 
 
-def expected_stages(groups, widen_factor):
-    """(channels, stride) of layer1..layer4 from the arch table: stem + max pool, then the paper's stages 2-4."""
-    channels = [int(ShuffleNetV1.stem_channels * widen_factor)] + \
-        [make_divisible(c * widen_factor, 8) for c in ShuffleNetV1.arch_settings[groups]]
-    stride = ShuffleNetV1.stem_stride * ShuffleNetV1.pool_stride
-    strides = [stride * ShuffleNetV1.unit_stride**i for i in range(len(channels))]
-    return list(zip(channels, strides))
+@pytest.mark.parametrize('groups,widen_factor', sorted(OFFICIAL_PARAMS_M))
+def test_params_with_classifier_match_the_official_models(groups, widen_factor):
+    model = ShuffleNetV1(groups, widen_factor)
+    head = nn.Linear(model.stage_channels[-1], 1000, bias=False)
+    assert (count(model) + count(head)) / 1e6 == pytest.approx(OFFICIAL_PARAMS_M[groups, widen_factor], abs=0.05)
 
 
-@pytest.mark.parametrize('groups,widen_factor', [(1, 0.5), (2, 0.5), (3, 1.0), (3, 0.5), (4, 1.0), (8, 1.0)])
-def test_outputs_follow_the_arch_table(groups, widen_factor):
-    expected = expected_stages(groups, widen_factor)
+@pytest.mark.parametrize('groups,widen_factor', sorted(PUBLISHED_WIDTHS))
+def test_outputs_have_the_published_widths(groups, widen_factor):
+    expected = list(zip(PUBLISHED_WIDTHS[groups, widen_factor], STRIDES))
     height, width = 45, 62
     model = ShuffleNetV1(groups, widen_factor).eval()
     assert list(zip(model.stage_channels, model.stage_strides)) == expected
@@ -60,7 +75,7 @@ def test_outputs_follow_the_arch_table(groups, widen_factor):
 
 @pytest.mark.parametrize('index', range(4))
 def test_each_out_index_gives_its_table_entry(index):
-    channels, stride = expected_stages(3, 1.0)[index]
+    channels, stride = PUBLISHED_WIDTHS[3, 1.0][index], STRIDES[index]
     model = ShuffleNetV1(3, 1.0, out_indices=(index, )).eval()
     assert (model.out_channels, model.out_strides) == ((channels, ), (stride, ))
     with torch.no_grad():
@@ -155,7 +170,7 @@ def group_dependence(unit, x, groups):
 def test_shuffle_lets_every_group_see_every_group():
     groups = 3
     unit = ShuffleUnitV1(36, 36, groups=groups)  # bottleneck 9: 3 channels per group, one for each group
-    random_bn_statistics(unit)
+    randomise_bn(unit)
     unit.eval()
     x = torch.randn(1, 36, 5, 5)
     blocks = group_dependence(unit, x, groups)
@@ -165,14 +180,14 @@ def test_shuffle_lets_every_group_see_every_group():
     assert (blocks.diagonal() > 0).all() and (blocks - torch.diag(blocks.diagonal())).abs().max() == 0
 
 
-@pytest.mark.parametrize('stride,in_channels,out_channels,compress_groups', [(1, 24, 24, 3), (2, 24, 48, 3),
-                                                                              (2, 12, 48, 1)])
+@pytest.mark.parametrize('stride,in_channels,out_channels,compress_groups',
+                         [(1, 24, 24, 3), (2, 24, 48, 3), (2, 12, 48, 1)])
 def test_unit_equals_the_papers_placement_of_the_shuffle(stride, in_channels, out_channels, compress_groups):
     """Paper (Fig. 2): shuffle right after the first GConv. Here: after the depthwise conv and its BN. Equal when
     the per-channel depthwise conv and BN are permuted along."""
     groups = 3
     unit = ShuffleUnitV1(in_channels, out_channels, groups, stride, compress_groups=compress_groups)
-    random_bn_statistics(unit)
+    randomise_bn(unit)
     unit.eval()
     x = torch.randn(2, in_channels, 9, 7, requires_grad=True)
 

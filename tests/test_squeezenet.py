@@ -1,11 +1,11 @@
 """SqueezeNet 1.0/1.1 and the Fire module.
 
-Parameter counts are torchvision's published figures; feature shapes are derived from the arch table (the stem
-conv is unpadded, every stage starts with a 3x3/2 max pool in ceil mode); the Fire module is checked against the
-single 3x3 conv its two expand convs amount to; the detection configs are checked to give the heads the pyramid
-levels they expect although SqueezeNet stops at stride 16.
+The backbone is checked against torchvision's ``squeezenet1_0``/``squeezenet1_1`` layers written out below (the same
+weights give the same maps at every tap), against the output sizes of the paper's Table 1 (arXiv 1602.07360) and
+against torchvision's published parameter counts and MACs; the Fire module against the single 3x3 conv its two
+expand convs amount to; the detection configs are checked to give the heads the pyramid levels they expect although
+SqueezeNet stops at stride 16.
 """
-import math
 import os.path as osp
 
 import pytest
@@ -13,15 +13,65 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import REPO
+from conftest import REPO, randomise_bn
 from mmlight.layers import Fire
 from mmlight.models.backbones import SqueezeNet
 
-# torchvision's squeezenet1_0 / squeezenet1_1 (with their 1000-class classifier), REFERENCE.md section 5, and
-# the GMACs at 224 x 224 of their weights' metadata (``_ops``, given to three decimals).
+# torchvision's squeezenet1_0 / squeezenet1_1 with their 1000-class classifier (torchvision/models/squeezenet.py and
+# the ``num_params`` of their weights), and the GMACs at 224 x 224 of their weights' metadata (``_ops``, given to
+# three decimals).
 PUBLISHED_PARAMS = {'1.0': 1_248_424, '1.1': 1_235_496}
 PUBLISHED_GMACS = {'1.0': 0.819, '1.1': 0.349}
 BN = dict(type='BN', requires_grad=True)
+
+# torchvision's ``features`` of both versions: the stem conv (out channels, kernel; stride 2, no padding) and its
+# ReLU, then 'pool' (3x3 max pool, stride 2, ceil_mode=True) and Fire(inplanes, squeeze, expand1x1, expand3x3).
+TORCHVISION_FEATURES = {
+    '1.0': ((96, 7), ['pool', (96, 16, 64, 64), (128, 16, 64, 64), (128, 32, 128, 128),
+                      'pool', (256, 32, 128, 128), (256, 48, 192, 192), (384, 48, 192, 192), (384, 64, 256, 256),
+                      'pool', (512, 64, 256, 256)]),
+    '1.1': ((64, 3), ['pool', (64, 16, 64, 64), (128, 16, 64, 64),
+                      'pool', (128, 32, 128, 128), (256, 32, 128, 128),
+                      'pool', (256, 48, 192, 192), (384, 48, 192, 192), (384, 64, 256, 256), (512, 64, 256, 256)]),
+}
+# The detection taps: the map before the second and third pools and the last map (strides 4, 8, 16).
+STRIDES = (4, 8, 16)
+CHANNELS = {'1.0': (256, 512, 512), '1.1': (128, 256, 512)}
+# (input size, (channels, size) at each tap). 1.0: the paper's Table 1 (its 111 x 111 conv1 output is that of a
+# 227 input: fire4 55 x 55 x 256, fire8 27 x 27 x 512, fire9 13 x 13 x 512). 1.1 at 224: conv1 111, then 55, 27,
+# 13 (torchvision's 13 x 13 final map).
+PUBLISHED_MAPS = {'1.0': (227, [(256, 55), (512, 27), (512, 13)]), '1.1': (224, [(128, 55), (256, 27), (512, 13)])}
+
+
+class TorchvisionFire(nn.Module):
+    """torchvision's Fire: squeeze 1x1 + ReLU, then concat(ReLU(expand 1x1), ReLU(expand 3x3, padding 1))."""
+
+    def __init__(self, inplanes, squeeze, expand1x1, expand3x3):
+        super().__init__()
+        self.squeeze = nn.Conv2d(inplanes, squeeze, 1)
+        self.expand1x1 = nn.Conv2d(squeeze, expand1x1, 1)
+        self.expand3x3 = nn.Conv2d(squeeze, expand3x3, 3, padding=1)
+
+    def forward(self, x):
+        x = F.relu(self.squeeze(x))
+        return torch.cat([F.relu(self.expand1x1(x)), F.relu(self.expand3x3(x))], 1)
+
+
+def torchvision_features(arch):
+    (channels, kernel), body = TORCHVISION_FEATURES[arch]
+    layers = [nn.Conv2d(3, channels, kernel, stride=2), nn.ReLU()]
+    layers += [nn.MaxPool2d(3, 2, ceil_mode=True) if item == 'pool' else TorchvisionFire(*item) for item in body]
+    return nn.Sequential(*layers)
+
+
+def torchvision_taps(features, x):
+    """The maps before the second and the third max pool, and the last map."""
+    taps = []
+    for index, layer in enumerate(features):
+        if isinstance(layer, nn.MaxPool2d) and index > 2:
+            taps.append(x)
+        x = layer(x)
+    return taps + [x]
 
 
 def count(module):
@@ -59,43 +109,35 @@ def test_macs_with_classifier_equal_torchvision(arch):
     assert macs / 1e9 == pytest.approx(PUBLISHED_GMACS[arch], abs=0.0005)  # the published figure's rounding
 
 
-def expected_outputs(arch, height, width):
-    """(channels, stride, (h, w)) of every stage, from the arch table and the layer arithmetic."""
-    setting = SqueezeNet.arch_settings[arch]
-    k, s = SqueezeNet.pool_kernel, SqueezeNet.pool_stride
-    size = [(d - setting.stem_kernel) // SqueezeNet.stem_stride + 1 for d in (height, width)]  # no padding
-    stride = SqueezeNet.stem_stride
-    outputs = []
-    for fires in setting.stages:
-        size = [math.ceil((d - k) / s) + 1 for d in size]  # ceil_mode max pool, no padding
-        stride *= s
-        outputs.append((fires[-1].expand1x1 + fires[-1].expand3x3, stride, tuple(size)))
-    return outputs
-
-
-@pytest.mark.parametrize('arch', sorted(PUBLISHED_PARAMS))
-@pytest.mark.parametrize('out_indices', [(0, ), (1, ), (2, ), (0, 1, 2), (1, 2)])
-def test_outputs_follow_the_arch_table(arch, out_indices):
-    height, width = 70, 53  # odd sizes: ceil pooling and the unpadded stem matter
-    expected = [expected_outputs(arch, height, width)[i] for i in out_indices]
-    model = SqueezeNet(arch, out_indices=out_indices).eval()
-    assert model.out_channels == tuple(c for c, _, _ in expected)
-    assert model.out_strides == tuple(s for _, s, _ in expected)
+@pytest.mark.parametrize('arch', sorted(TORCHVISION_FEATURES))
+def test_stages_equal_torchvisions_layers(arch):
+    """With torchvision's weights order and shapes, the same weights give torchvision's maps at every tap (odd
+    sizes: the unpadded stem and the ceil-mode pools matter)."""
+    model = SqueezeNet(arch, out_indices=(0, 1, 2)).eval()
+    reference = torchvision_features(arch).eval()
+    ours, theirs = list(model.parameters()), list(reference.parameters())
+    assert [tuple(p.shape) for p in ours] == [tuple(p.shape) for p in theirs]
     with torch.no_grad():
-        outs = model(torch.rand(1, 3, height, width))
-    assert [(o.shape[1], tuple(o.shape[-2:])) for o in outs] == [(c, hw) for c, _, hw in expected]
+        for mine, its in zip(ours, theirs):
+            its.copy_(mine)
+        x = torch.rand(2, 3, 70, 53)
+        outs, taps = model(x), torchvision_taps(reference, x)
+    assert (model.out_channels, model.out_strides) == (CHANNELS[arch], STRIDES)
+    assert len(outs) == len(taps) == 3
+    for out, tap in zip(outs, taps):
+        torch.testing.assert_close(out, tap, rtol=1e-5, atol=1e-6)
 
 
-def test_stage_widths_chain_and_the_224_maps():
-    for arch, setting in SqueezeNet.arch_settings.items():
-        fires = [spec for stage in setting.stages for spec in stage]
-        assert sum(1 for _ in fires) == 8  # both versions have eight Fire modules
-        model = SqueezeNet(arch)
-        modules = [m for m in model.modules() if isinstance(m, Fire)]
-        assert [m.in_channels for m in modules] == [setting.stem_channels] + \
-            [f.expand1x1 + f.expand3x3 for f in fires[:-1]]
-    # torchvision's 13 x 13 final map for a 224 input, both versions
-    assert expected_outputs('1.0', 224, 224)[-1][2] == expected_outputs('1.1', 224, 224)[-1][2] == (13, 13)
+@pytest.mark.parametrize('arch', sorted(TORCHVISION_FEATURES))
+@pytest.mark.parametrize('out_indices', [(0, ), (1, ), (2, ), (1, 2), (0, 2)])
+def test_outputs_have_the_published_sizes(arch, out_indices):
+    size, maps = PUBLISHED_MAPS[arch]
+    model = SqueezeNet(arch, out_indices=out_indices).eval()
+    assert model.out_channels == tuple(CHANNELS[arch][i] for i in out_indices)
+    assert model.out_strides == tuple(STRIDES[i] for i in out_indices)
+    with torch.no_grad():
+        outs = model(torch.rand(1, 3, size, size))
+    assert [tuple(o.shape[1:]) for o in outs] == [(maps[i][0], maps[i][1], maps[i][1]) for i in out_indices]
 
 
 def fold(conv, norm):
@@ -110,13 +152,7 @@ def fold(conv, norm):
 @pytest.mark.parametrize('norm', [None, nn.BatchNorm2d])
 def test_fire_expand_pair_is_one_3x3_conv(norm):
     """concat(relu(e1x1(s)), relu(e3x3(s))) == relu(conv3x3(s)) with the 1x1 kernels centred in 3x3 kernels."""
-    fire = Fire(12, 6, 5, 7, norm=norm)
-    for bn in (m for m in fire.modules() if isinstance(m, nn.BatchNorm2d)):  # non-trivial eval statistics
-        bn.running_mean.uniform_(-0.5, 0.5)
-        bn.running_var.uniform_(0.5, 2.0)
-        nn.init.uniform_(bn.weight, 0.5, 1.5)
-        nn.init.uniform_(bn.bias, -0.2, 0.2)
-    fire.eval()
+    fire = randomise_bn(Fire(12, 6, 5, 7, norm=norm)).eval()  # non-trivial eval statistics
     assert (fire.squeeze.bias is None) == (norm is not None)  # the paper's convs have biases, BN replaces them
     x = torch.randn(2, 12, 9, 8, requires_grad=True)
     params = [p for p in fire.parameters()]

@@ -5,6 +5,7 @@
 #   mmcv 2.1.0          built from the PyPI sdist with compiled ops (CPU, or CUDA where nvcc + a CUDA torch exist);
 #                       the wheel is kept in $MMLIGHT_WHEELHOUSE so later set-ups install it in seconds
 #   mmengine 0.10.7, mmdet 3.3.0, pycocotools, setuptools<82 (mmcv's setup.py and mmengine import pkg_resources)
+#   pytest, and flake8 and isort for tools/run_tests.sh's style checks (versions pinned in requirements/constraints.txt)
 #
 # Environment knobs:
 #   MMLIGHT_VENV        where the environment lives (default: <repo>/.venv)
@@ -46,7 +47,7 @@ import importlib.metadata as md
 want = dict(mmcv=sys.argv[1], mmengine=sys.argv[2], mmdet=sys.argv[3])
 for name, version in want.items():
     assert md.version(name) == version, name
-md.version('mmlight'); md.version('pycocotools'); md.version('pytest')
+md.version('mmlight'); md.version('pycocotools'); md.version('pytest'); md.version('flake8'); md.version('isort')
 import torch, mmcv.ops, mmdet, mmlight  # noqa: F401
 PYEOF
   log "environment ready: $VENV (nothing to install)"
@@ -92,9 +93,9 @@ if ! ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1; then
 fi
 pip_install --no-deps --force-reinstall "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl
 
-log "installing mmdet==$MMDET_VERSION, pytest and mmlight (editable)"
+log "installing mmdet==$MMDET_VERSION, pytest, flake8, isort and mmlight (editable)"
 pip_install --no-deps "mmdet==$MMDET_VERSION"
-pip_install pytest
+pip_install pytest flake8 isort
 pip_install --no-deps --no-build-isolation -e "$REPO"
 
 "$PY" -c "import mmcv.ops, mmdet, mmlight; print('mmcv', mmcv.__version__, '| mmdet', mmdet.__version__, '| ops ok')"

@@ -14,15 +14,15 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # the repo,
 
 # mmengine 0.10.7 imports pkg_resources (deprecated); the notice is not actionable for users of this tool
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
-import mmlight  # noqa: E402,F401  (registers modules and the safe checkpoint loader)
-from mmengine.config import DictAction  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
 from mmdet.engine.hooks.utils import trigger_visualization_hook  # noqa: E402
 from mmdet.evaluation import DumpDetResults  # noqa: E402
-from mmengine.evaluator import DumpResults  # noqa: E402
 from mmdet.utils import setup_cache_size_limit_of_dynamo  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
+from mmengine.evaluator import DumpResults  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
 
+import mmlight  # noqa: E402,F401  (registers modules and the safe checkpoint loader)
 from mmlight.utils.checkpoint import UnsafeCheckpointError  # noqa: E402
 from mmlight.utils.data_check import check_dataset_files  # noqa: E402
 from mmlight.utils.tools import apply_tta, load_tool_config  # noqa: E402

@@ -14,16 +14,16 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # the repo,
 
 # mmengine 0.10.7 imports pkg_resources (deprecated); the notice is not actionable for users of this tool
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
-import mmlight  # noqa: E402,F401  (registers modules and the safe checkpoint loader)
+from mmdet.utils import setup_cache_size_limit_of_dynamo  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
-from mmdet.utils import setup_cache_size_limit_of_dynamo  # noqa: E402
 
+import mmlight  # noqa: E402,F401  (registers modules and the safe checkpoint loader)
 from mmlight.utils.checkpoint import UnsafeCheckpointError  # noqa: E402
 from mmlight.utils.data_check import (check_backbone_checkpoint_keys, check_backbone_init,  # noqa: E402
-                                     check_dataset_files)
+                                      check_dataset_files)
 from mmlight.utils.tools import load_tool_config  # noqa: E402
 
 

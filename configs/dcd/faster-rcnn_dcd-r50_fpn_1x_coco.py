@@ -6,7 +6,7 @@
 # ImageNet weights (Google Drive, liyunsheng13/dcd README) converted to DCDResNet's keys, instead of torchvision's
 # ResNet-50. The FPN in_channels are ResNet-50's (256, 512, 1024, 2048). Data, schedule (12 epochs, SGD lr 0.02 at
 # 16 images per batch), RPN and RoI head are mmdet's. The DCD contexts pool over the whole padded image, as the
-# official code does (exclude_padding=False; see the README's DCD section).
+# official code does (exclude_padding=False; see configs/dcd/README.md).
 # The backbone checkpoint is produced by the two commands in backbone_init_help (download, convert); tools/train.py
 # stops with them when the file is missing. To train from scratch instead: init_cfg=None, frozen_stages=-1,
 # norm_eval=False.

@@ -5,8 +5,8 @@
 # (`--label-smoothing 0.0`), dropout 0.05 before the last linear, no mixup; RandomResizedCrop 224 (scale 0.08-1,
 # bilinear) + horizontal flip; test: short side 256 -> centre crop 224; ImageNet mean/std.
 # Aims at: 46.6 % top-1 (paper Table 7 / official README; the released weights give 46.69, a user's rerun in
-# issue #28 45.86). Paper vs. script: that issue reports the script's lr is 10x the paper's text; the released
-# scripts are followed here.
+# liyunsheng13/micronet issue #28 45.86). Paper vs. script: that issue reports the script's lr is 10x the paper's
+# text; the released scripts are followed here.
 # Deviations: BN statistics are per GPU, 128 images in the official 4-GPU run, 64 here (8 x 64); the official
 # loader normalises uint8 tensors on the GPU (same mean/std). Nothing else.
 # The backbone is the same MicroNet (type, arch, BN) as the M2/M3 detection configs use for their arch (there is no

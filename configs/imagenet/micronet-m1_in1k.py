@@ -4,7 +4,7 @@
 # parameter (BN and biases included), no warmup, cosine to 0 per iteration, 600 epochs, no label smoothing
 # (`--label-smoothing 0.0`), dropout 0.05 before the last linear, no mixup; RandomResizedCrop 224 (scale 0.08-1,
 # bilinear) + horizontal flip; test: short side 256 -> centre crop 224; ImageNet mean/std.
-# Aims at: 51.4 % top-1 (paper Table 7 / official README). Paper vs. script: issue #28
+# Aims at: 51.4 % top-1 (paper Table 7 / official README). Paper vs. script: liyunsheng13/micronet issue #28
 # reports the script's lr is 10x the paper's text; the released scripts are followed here.
 # Deviations: BN statistics are per GPU, 128 images in the official 4-GPU run, 64 here (8 x 64); the official
 # loader normalises uint8 tensors on the GPU (same mean/std). Nothing else.

@@ -5,8 +5,8 @@
 # to 0 per iteration, 600 epochs, no label smoothing (`--label-smoothing 0.0`), dropout 0.1 before the last
 # linear, no mixup; RandomResizedCrop 224 (scale 0.08-1, bilinear) + horizontal flip; test: short side 256 ->
 # centre crop 224; ImageNet mean/std.
-# Aims at: 62.5 % top-1 (paper Table 7 / official README). Paper vs. script: issue #28 reports the script's lr
-# is 10x the paper's text; the released scripts are followed here.
+# Aims at: 62.5 % top-1 (paper Table 7 / official README). Paper vs. script: liyunsheng13/micronet issue #28
+# reports the script's lr is 10x the paper's text; the released scripts are followed here.
 # Deviations: BN statistics are per GPU, 128 images in the official 4-GPU run, 64 here (8 x 64); the official
 # loader normalises uint8 tensors on the GPU (same mean/std). Nothing else.
 # The backbone is the same MicroNet (type, arch, BN) as configs/micronet/retinanet_micronet-m3_fpn_3x_coco.py, so the

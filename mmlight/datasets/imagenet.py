@@ -3,8 +3,8 @@ import os
 import os.path as osp
 from typing import List, Optional, Sequence, Union
 
-from mmengine.dataset import BaseDataset
 from mmdet.registry import DATASETS
+from mmengine.dataset import BaseDataset
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
 SPLITS = ('train', 'val', 'test')

@@ -10,8 +10,8 @@ import mmcv
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
-from mmengine.structures import BaseDataElement
 from mmdet.registry import TRANSFORMS
+from mmengine.structures import BaseDataElement
 
 INTERPOLATIONS = ('nearest', 'bilinear', 'bicubic', 'area', 'lanczos')
 

@@ -2,8 +2,8 @@
 from typing import List, Sequence, Union
 
 import torch
-from mmengine.evaluator import BaseMetric
 from mmdet.registry import METRICS
+from mmengine.evaluator import BaseMetric
 
 
 @METRICS.register_module()

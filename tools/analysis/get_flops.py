@@ -15,9 +15,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 # mmengine 0.10.7 imports pkg_resources (deprecated); the notice is not actionable for users of this tool
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
-import mmlight  # noqa: E402,F401
 from mmengine.config import Config, DictAction  # noqa: E402
 
+import mmlight  # noqa: E402,F401
 from mmlight.utils.complexity import build_from_config, complexity, format_count  # noqa: E402
 
 

@@ -32,8 +32,8 @@ def main() -> None:
     start = time.time()
     try:
         if args.kind == 'coco':
-            spec = DemoSpec(**given, **{k: v for k, v in dict(num_train=args.num_train,
-                                                                num_val=args.num_val).items() if v is not None})
+            sizes = dict(num_train=args.num_train, num_val=args.num_val)
+            spec = DemoSpec(**given, **{k: v for k, v in sizes.items() if v is not None})
             written = generate_demo_coco(out, spec, force=args.force)
             what = f'{spec.num_train} train / {spec.num_val} val images'
         else:
