@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Multi-GPU testing with torchrun: bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args...]
+# Distributed testing with torchrun, one process per GPU (NCCL), or on a CPU-only machine GPUS processes on the
+# CPU (gloo): bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args...]
 # NNODES, NODE_RANK, MASTER_ADDR and PORT set a multi-node run (defaults: one node, 127.0.0.1:29500).
 set -euo pipefail
 CONFIG=$1

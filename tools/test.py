@@ -25,6 +25,7 @@ from mmengine.runner import Runner  # noqa: E402
 import mmlight  # noqa: E402,F401  (registers modules and the safe checkpoint loader)
 from mmlight.utils.checkpoint import UnsafeCheckpointError  # noqa: E402
 from mmlight.utils.data_check import check_dataset_files  # noqa: E402
+from mmlight.utils.dist import LaunchError  # noqa: E402
 from mmlight.utils.tools import apply_tta, load_tool_config  # noqa: E402
 
 
@@ -56,7 +57,10 @@ def main() -> None:
     args = parse_args()
     setup_cache_size_limit_of_dynamo()
 
-    cfg = load_tool_config(args)
+    try:
+        cfg = load_tool_config(args)
+    except LaunchError as error:
+        sys.exit(f'error: {error}')
 
     if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:
         sys.exit(f'error: checkpoint {args.checkpoint} not found')

@@ -24,6 +24,7 @@ import mmlight  # noqa: E402,F401  (registers modules and the safe checkpoint lo
 from mmlight.utils.checkpoint import UnsafeCheckpointError  # noqa: E402
 from mmlight.utils.data_check import (check_backbone_checkpoint_keys, check_backbone_init,  # noqa: E402
                                       check_dataset_files)
+from mmlight.utils.dist import LaunchError  # noqa: E402
 from mmlight.utils.tools import load_tool_config  # noqa: E402
 
 
@@ -54,7 +55,10 @@ def main() -> None:
     args = parse_args()
     setup_cache_size_limit_of_dynamo()
 
-    cfg = load_tool_config(args)
+    try:
+        cfg = load_tool_config(args)
+    except LaunchError as error:
+        sys.exit(f'error: {error}')
 
     if args.amp:
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':

@@ -5,6 +5,8 @@ import warnings
 
 from mmengine.config import Config, ConfigDict
 
+from .dist import setup_distributed
+
 #: DetTTAModel's merge when a config has no ``tta_model`` (mmdet's default in its configs).
 DEFAULT_TTA_MODEL = dict(type='DetTTAModel', tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
 
@@ -12,7 +14,10 @@ DEFAULT_TTA_MODEL = dict(type='DetTTAModel', tta_cfg=dict(nms=dict(type='nms', i
 def load_tool_config(args: argparse.Namespace) -> Config:
     """Load ``args.config`` and apply ``--launcher``, ``--cfg-options`` and ``--work-dir`` as mmdet's tools do.
 
-    The work dir is ``--work-dir``, else the config's ``work_dir``, else ``./work_dirs/<config name>``.
+    The work dir is ``--work-dir``, else the config's ``work_dir``, else ``./work_dirs/<config name>``. A launcher
+    other than ``'none'`` is prepared by :func:`~mmlight.utils.dist.setup_distributed` (its environment checked;
+    on a CPU-only machine a gloo process group and a wrapper without device ids); it raises
+    :class:`~mmlight.utils.dist.LaunchError` when the launcher's environment variables are missing.
     """
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
@@ -22,7 +27,7 @@ def load_tool_config(args: argparse.Namespace) -> Config:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
-    return cfg
+    return setup_distributed(cfg)
 
 
 def flip_tta_pipeline(test_pipeline: list) -> list:
