@@ -1,4 +1,6 @@
 """The tools' early checks: missing dataset files, missing backbone checkpoints, torchvision-initialised backbones."""
+import os.path as osp
+import subprocess
 import sys
 import types
 
@@ -6,6 +8,8 @@ import pytest
 from mmengine.config import Config
 
 from mmlight.utils.data_check import check_backbone_init, check_dataset_files, check_torchvision_init
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def _dataset(data_root, split):
@@ -72,3 +76,23 @@ def test_missing_backbone_checkpoint_names_the_file_and_the_recipe(tmp_path):
     (tmp_path / 'checkpoints' / 'backbone.pth').write_bytes(b'')
     check_backbone_init(_cfg(str(tmp_path), missing))  # present: no error
     check_backbone_init(_cfg(str(tmp_path), 'https://example.org/weights.pth'))  # remote: left to mmengine
+
+
+@pytest.mark.parametrize('tool,extra', [('train.py', []), ('test.py', ['missing.pth']),
+                                        ('analysis/get_flops.py', [])])
+@pytest.mark.parametrize('problem', ['missing', 'syntax', 'missing_base'])
+def test_a_bad_config_path_is_one_line(tool, extra, problem, tmp_path):
+    """A config that does not exist, does not parse or names a missing _base_: one `error:` line naming the file,
+    exit status 1, no traceback."""
+    config = tmp_path / 'cfg.py'
+    if problem == 'syntax':
+        config.write_text('model = dict(\n')
+    elif problem == 'missing_base':
+        config.write_text("_base_ = ['./nowhere.py']\n")
+    result = subprocess.run([sys.executable, osp.join(REPO, 'tools', tool), str(config)] + extra, cwd=str(tmp_path),
+                            capture_output=True, text=True, timeout=300)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr
+    assert lines[-1].startswith('error: config ') and str(config) in lines[-1], lines[-1]
+    why = {'missing': 'not found', 'syntax': "line 1: '(' was never closed", 'missing_base': 'nowhere.py'}[problem]
+    assert why in lines[-1]

@@ -26,7 +26,7 @@ import mmlight  # noqa: E402,F401  (registers modules and the safe checkpoint lo
 from mmlight.utils.checkpoint import UnsafeCheckpointError  # noqa: E402
 from mmlight.utils.data_check import check_dataset_files  # noqa: E402
 from mmlight.utils.dist import LaunchError  # noqa: E402
-from mmlight.utils.tools import apply_tta, load_tool_config  # noqa: E402
+from mmlight.utils.tools import ConfigFileError, apply_tta, load_tool_config  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -59,7 +59,7 @@ def main() -> None:
 
     try:
         cfg = load_tool_config(args)
-    except LaunchError as error:
+    except (ConfigFileError, LaunchError) as error:
         sys.exit(f'error: {error}')
 
     if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:

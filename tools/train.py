@@ -25,7 +25,7 @@ from mmlight.utils.checkpoint import UnsafeCheckpointError  # noqa: E402
 from mmlight.utils.data_check import (check_backbone_checkpoint_keys, check_backbone_init,  # noqa: E402
                                       check_dataset_files)
 from mmlight.utils.dist import LaunchError  # noqa: E402
-from mmlight.utils.tools import load_tool_config  # noqa: E402
+from mmlight.utils.tools import ConfigFileError, load_tool_config  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -57,7 +57,7 @@ def main() -> None:
 
     try:
         cfg = load_tool_config(args)
-    except LaunchError as error:
+    except (ConfigFileError, LaunchError) as error:
         sys.exit(f'error: {error}')
 
     if args.amp:

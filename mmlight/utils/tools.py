@@ -7,6 +7,26 @@ from mmengine.config import Config, ConfigDict
 
 from .dist import setup_distributed
 
+
+class ConfigFileError(ValueError):
+    """The config named on a tool's command line does not exist or cannot be read (one line: the file and why)."""
+
+
+def read_config(path: str) -> Config:
+    """``Config.fromfile(path)``, with a missing file, a missing ``_base_`` file or a syntax error as one
+    :class:`ConfigFileError` line naming the file."""
+    if not osp.isfile(path):
+        raise ConfigFileError(f'config {path} not found (give the path of a config file, e.g. '
+                              'configs/retinanet_compconv128_coco.py)')
+    try:
+        return Config.fromfile(path)
+    except SyntaxError as error:
+        where = error.filename if error.filename and not error.filename.startswith('<') else path
+        raise ConfigFileError(f'config {where} line {error.lineno}: {error.msg}') from None
+    except FileNotFoundError as error:
+        raise ConfigFileError(f'config {path}: {error}') from None
+
+
 #: DetTTAModel's merge when a config has no ``tta_model`` (mmdet's default in its configs).
 DEFAULT_TTA_MODEL = dict(type='DetTTAModel', tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
 
@@ -17,9 +37,10 @@ def load_tool_config(args: argparse.Namespace) -> Config:
     The work dir is ``--work-dir``, else the config's ``work_dir``, else ``./work_dirs/<config name>``. A launcher
     other than ``'none'`` is prepared by :func:`~mmlight.utils.dist.setup_distributed` (its environment checked;
     on a CPU-only machine a gloo process group and a wrapper without device ids); it raises
-    :class:`~mmlight.utils.dist.LaunchError` when the launcher's environment variables are missing.
+    :class:`~mmlight.utils.dist.LaunchError` when the launcher's environment variables are missing, and
+    :class:`ConfigFileError` when the config cannot be read.
     """
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)

@@ -15,10 +15,11 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 # mmengine 0.10.7 imports pkg_resources (deprecated); the notice is not actionable for users of this tool
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
 import mmlight  # noqa: E402,F401
 from mmlight.utils.complexity import build_from_config, complexity, format_count  # noqa: E402
+from mmlight.utils.tools import ConfigFileError, read_config  # noqa: E402
 
 
 def main() -> None:
@@ -31,7 +32,10 @@ def main() -> None:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args()
 
-    cfg = Config.fromfile(args.config)
+    try:
+        cfg = read_config(args.config)
+    except ConfigFileError as error:
+        sys.exit(f'error: {error}')
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     shape = (3, *args.shape)
