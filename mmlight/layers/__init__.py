@@ -2,7 +2,7 @@
 
 Nothing here imports mmcv, mmengine or mmdet: ``from mmlight.layers import CompConv2d`` works with PyTorch alone.
 """
-from .base import CompactConv2d, compact_convs, same_padding
+from .base import CompactConv2d, same_padding
 from .compconv import CompConv2d, CompConv128, adaptive_depth, compconv_macs, compconv_params, primary_channels
 from .dcd import DCDConv2d, DCDLinear, dcd_layers, dcd_macs, latent_dim_by_rule, mobilenetv2_latent_dim
 from .depthwise_separable import DepthwiseSeparableConv2d
@@ -16,7 +16,7 @@ from .utils import (ChannelShuffles, channel_shuffle, check_divisible, context_l
 from .xception import XceptionBlock
 
 __all__ = [
-    'CompactConv2d', 'compact_convs', 'same_padding',
+    'CompactConv2d', 'same_padding',
     'CompConv2d', 'CompConv128', 'adaptive_depth', 'compconv_macs', 'compconv_params', 'primary_channels',
     'DCDConv2d', 'DCDLinear', 'dcd_layers', 'dcd_macs', 'latent_dim_by_rule', 'mobilenetv2_latent_dim',
     'IGCConv2d', 'allowed_primary_groups', 'allowed_secondary_groups', 'igc_params', 'igc_partitions',

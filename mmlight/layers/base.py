@@ -21,7 +21,7 @@ Subclasses call ``super().__init__(...)`` with the conv arguments, decide ``plai
 :meth:`fall_back_if`, build either :meth:`build_plain` or their own parameters, then call :meth:`reset_parameters`.
 """
 import math
-from typing import Optional, Tuple, Union
+from typing import Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -106,18 +106,14 @@ class CompactConv2d(nn.Module):
             raise ValueError(f"padding must be an int, a pair of ints, 'same' or 'valid', got {padding!r}")
         return to_pair(padding, 'padding', 0)
 
-    @staticmethod
-    def check_strict(strict) -> bool:
-        if not isinstance(strict, bool):
-            raise TypeError(f'strict must be a bool, got {strict!r}')
-        return strict
-
     def fall_back_if(self, reason: str, strict: bool) -> bool:
         """Make the layer a plain conv for ``reason`` (if not empty); raise instead when ``strict``.
 
         Returns whether the layer is plain.
         """
-        if self.check_strict(strict) and reason:
+        if not isinstance(strict, bool):
+            raise TypeError(f'strict must be a bool, got {strict!r}')
+        if strict and reason:
             raise ValueError(f'{type(self).__name__}({self.in_channels}, {self.out_channels}, kernel_size='
                              f'{self.kernel_size}, groups={self.groups}) cannot be {self.method}: {reason}')
         self.plain_reason = reason
@@ -182,9 +178,3 @@ class CompactConv2d(nn.Module):
             return s + f' [plain conv: {self.plain_reason}]'
         extra = self.compact_repr()
         return s + (f', {extra}' if extra else '')
-
-
-def compact_convs(module: nn.Module, plain: Optional[bool] = None):
-    """Every :class:`CompactConv2d` in ``module`` (itself included); ``plain`` selects fallbacks or compact ones."""
-    return [m for m in module.modules()
-            if isinstance(m, CompactConv2d) and (plain is None or m.is_plain == plain)]

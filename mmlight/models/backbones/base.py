@@ -118,7 +118,8 @@ class LightBackbone(BaseModule):
             raise TypeError(f'norm_eval of {name} must be a bool, got {norm_eval!r}')
         if not isinstance(exclude_padding, bool):
             raise TypeError(f'exclude_padding of {name} must be a bool, got {exclude_padding!r}')
-        if exclude_padding and not context_layers(self):
+        self._context_layers = tuple(context_layers(self)) if exclude_padding else ()  # found once, used per batch
+        if exclude_padding and not self._context_layers:
             raise ValueError(f'exclude_padding=True needs layers that pool a context (DCD, Dynamic Shift-Max); '
                              f'this {name} has none')
         self.exclude_padding = exclude_padding
@@ -175,7 +176,7 @@ class LightBackbone(BaseModule):
         """
         if not self.exclude_padding:
             return self.forward_stages(x)
-        with valid_region(context_layers(self), zero_padding_extent(x), tuple(x.shape[-2:])):
+        with valid_region(self._context_layers, zero_padding_extent(x), tuple(x.shape[-2:])):
             return self.forward_stages(x)
 
     def forward_stages(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
