@@ -55,8 +55,10 @@ def test_config_trains_and_predicts(config_path):
     hub.update_info('iter', 0)
     hub.update_info('epoch', 0)
     detector.init_weights()
-    num_classes = cfg.model.get('bbox_head', cfg.model.get('roi_head', {}).get('bbox_head'))['num_classes']
-    packed = demo_mm_inputs(2, [[3, 96, 96], [3, 80, 100]], num_classes=num_classes)
+    head = cfg.model.get('bbox_head', cfg.model.get('roi_head', {}).get('bbox_head'))
+    num_classes = (head[-1] if isinstance(head, list) else head)['num_classes']  # Cascade R-CNN: one per stage
+    with_mask = 'mask_head' in cfg.model.get('roi_head', {})
+    packed = demo_mm_inputs(2, [[3, 96, 96], [3, 80, 100]], num_classes=num_classes, with_mask=with_mask)
 
     detector.train()
     data = detector.data_preprocessor(packed, True)

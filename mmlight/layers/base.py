@@ -15,7 +15,13 @@ A compact conv replaces a dense ``nn.Conv2d`` wherever a network builds one (mmc
   and ``plain_reason`` says why (also in its repr); ``strict=True`` raises a ``ValueError`` with that reason
   instead. Options that are invalid in themselves (a negative width, contradictory options) always raise. The
   policy lets one ``conv_cfg`` be applied to every conv of a network;
-* a repr that starts like ``nn.Conv2d``'s.
+* a repr that starts like ``nn.Conv2d``'s;
+* BatchNorm folding: :meth:`CompactConv2d.fuse_bn` absorbs a following eval-mode BN (what
+  :func:`~mmlight.layers.fuse_conv_bn` calls), through :meth:`CompactConv2d.scale_output_channels`, which each
+  compact layer defines for its own kernels;
+* starting as a dense conv: :meth:`CompactConv2d.inherit_dense` takes a dense conv's kernel and bias where the
+  layer can compute exactly that conv (a plain fallback, DCD), :meth:`CompactConv2d.dense_inheritance_reason`
+  says why not elsewhere.
 
 Subclasses call ``super().__init__(...)`` with the conv arguments, decide ``plain_reason`` with
 :meth:`fall_back_if`, build either :meth:`build_plain` or their own parameters, then call :meth:`reset_parameters`.
@@ -27,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .fuse import affine_bias, batchnorm_affine, scale_rows_
 from .utils import IntPair, to_int, to_pair
 
 Padding = Union[IntPair, str]
@@ -159,6 +166,88 @@ class CompactConv2d(nn.Module):
     def plain_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The plain conv: ``F.conv2d`` with ``weight``, ``bias`` and the conv arguments."""
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    # ------------------------------------------------------------------ BN folding
+    def fuse_bn(self, bn: nn.Module) -> None:
+        """Absorb ``bn``, an eval-mode BatchNorm that directly follows this layer: the layer alone then computes
+        ``bn(layer(x))``. ``bn`` itself is not changed (:func:`~mmlight.layers.fuse_conv_bn` replaces it by
+        ``nn.Identity``); ``ValueError`` for a BN in training mode, without running statistics or of another width."""
+        scale, shift = batchnorm_affine(bn, self.out_channels)
+        self.fuse_affine(scale, shift)
+
+    def fuse_affine(self, scale: torch.Tensor, shift: torch.Tensor) -> None:
+        """Make the layer compute ``scale * y + shift`` per output channel, ``y`` being its current output
+        (``scale``, ``shift``: ``(C_out,)``): :meth:`scale_output_channels`, then ``bias <- scale * bias + shift``."""
+        if scale.shape != (self.out_channels, ) or shift.shape != (self.out_channels, ):
+            raise ValueError(f'scale and shift must have shape ({self.out_channels},) (out_channels), got '
+                             f'{tuple(scale.shape)} and {tuple(shift.shape)}')
+        like = next(self.parameters())
+        self.scale_output_channels(scale)
+        self.bias = affine_bias(self.bias, scale, shift, like)
+        self.with_bias = True
+
+    def scale_output_channels(self, scale: torch.Tensor) -> None:
+        """Multiply output channel ``o`` (before the bias) by ``scale[o]``: the rows of ``weight`` for a plain conv;
+        each compact layer scales the kernels that produce its outputs."""
+        if not self.is_plain:
+            raise NotImplementedError(f'{type(self).__name__} does not define how to scale its output channels, so '
+                                      'no BatchNorm can be folded into it')
+        scale_rows_(self.weight, scale)
+
+    def fuse_internal_bn(self) -> int:
+        """Fold the eval-mode BatchNorms inside the layer itself (e.g. DCD's ``norm_q``/``norm_phi``); returns how
+        many were folded (0 for layers without internal norms)."""
+        return 0
+
+    # ------------------------------------------------------------------ starting as a dense conv
+    #: Whether :meth:`inherit_dense` made this layer start as a dense conv.
+    inherited_dense: bool = False
+
+    def dense_inheritance_reason(self) -> str:
+        """Why the layer cannot start as an arbitrary dense conv of its shape, or '' where :meth:`inherit_dense`
+        can: a plain fallback always can; a compact layer only where its class says how (it overrides this)."""
+        if self.is_plain:
+            return ''
+        return f'{self.method} cannot represent an arbitrary dense kernel'
+
+    def inherit_dense(self, conv: nn.Conv2d) -> None:
+        """Start as the dense conv ``conv``: afterwards the layer computes ``conv(x)`` for every ``x``.
+
+        ``conv`` must have this layer's channels, kernel, stride, padding, dilation and groups. Its kernel becomes
+        ``weight``, its bias ``bias`` (zero when ``conv`` has none), and :meth:`reset_dense_start` makes the rest of
+        the layer neutral. Raises ``ValueError`` naming the first difference, or, for a layer that cannot start as
+        a dense conv, :meth:`dense_inheritance_reason`.
+        """
+        reason = self.dense_inheritance_reason()
+        if reason:
+            raise ValueError(f'{type(self).__name__} cannot start as a dense conv: {reason}')
+        theirs = dict(in_channels=conv.in_channels, out_channels=conv.out_channels, groups=conv.groups,
+                      kernel_size=to_pair(conv.kernel_size, 'kernel_size'), stride=to_pair(conv.stride, 'stride'),
+                      dilation=to_pair(conv.dilation, 'dilation'))
+        if conv.padding == 'same':
+            theirs['padding'] = same_padding(theirs['kernel_size'], theirs['dilation'])
+        else:
+            theirs['padding'] = (0, 0) if conv.padding == 'valid' else to_pair(conv.padding, 'padding')
+        for name, value in theirs.items():
+            if getattr(self, name) != value:
+                raise ValueError(f'the dense conv has {name}={value}, this layer {name}={getattr(self, name)}: '
+                                 'they must be equal')
+        if getattr(conv, 'padding_mode', 'zeros') != 'zeros':
+            raise ValueError(f"the dense conv has padding_mode={conv.padding_mode!r}, this layer only 'zeros'")
+        if conv.bias is not None and self.bias is None:
+            raise ValueError('the dense conv has a bias and this layer none: build it with bias=True')
+        with torch.no_grad():
+            self.weight.copy_(conv.weight)
+            if conv.bias is not None:
+                self.bias.copy_(conv.bias)
+            elif self.bias is not None:
+                self.bias.zero_()
+        self.reset_dense_start()
+        self.inherited_dense = True
+
+    def reset_dense_start(self) -> None:
+        """Make every input-dependent part of the layer neutral, so that it computes its static conv (``weight``,
+        ``bias``) alone. Nothing to do for a plain conv; layers that can start as a dense conv override this."""
 
     # ------------------------------------------------------------------ repr
     def compact_repr(self) -> str:

@@ -17,6 +17,8 @@ identity slices ``A_{d-1} .. A_1`` are consecutive input channels starting at ch
 Choices the paper leaves open, and what this implementation does:
 
 * No normalisation or activation inside: CompConv is a linear drop-in for a conv; the host's BN/act follow.
+  Folding that BN (:func:`~mmlight.layers.fuse_conv_bn`) leaves a per-channel ``output_scale`` applied with the
+  bias: the identity channels are input copies, and every ``B_i`` feeds the next conv, so no kernel can carry it.
 * The tailing transform ``B0 -> A0`` is a depthwise conv, so its cost is linear in channels as in the paper's
   complexity formula. Its kernel is the layer's kernel, except for 1x1 layers, where it is 3x3: a depthwise 1x1
   would make every ``A0`` channel a rescaled copy of a ``B0`` channel that the following BN normalises away.
@@ -44,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import CompactConv2d, same_padding
+from .fuse import scale_rows_
 from .utils import IntPair, conv2d_macs, interleave_concat, to_int
 
 # The fused copy is an autograd.Function: symbolic tracing keeps it as one call instead of tracing into it.
@@ -115,7 +118,8 @@ class CompConv2d(CompactConv2d):
 
     Integer arguments may be numpy integers. Parameters: ``weight`` (and ``bias``) exactly as ``nn.Conv2d`` when
     plain (depth 0), so plain-conv checkpoints load; otherwise ``weight_b{d-1} .. weight_b0`` (the convs producing
-    ``B_{d-1} .. B_0``), ``weight_a0`` (the depthwise tail, kept channels only) and ``bias``.
+    ``B_{d-1} .. B_0``), ``weight_a0`` (the depthwise tail, kept channels only) and ``bias``, and after a BatchNorm
+    was folded into the layer ``output_scale``.
 
     Note:
         ``forward`` maps ``(N, C_in, H, W)`` to ``(N, C_out, H', W')`` with ``H', W'`` as for ``nn.Conv2d``.
@@ -151,6 +155,7 @@ class CompConv2d(CompactConv2d):
             if tail_kernel_size % 2 == 0:
                 raise ValueError(f'tail_kernel_size must be a positive odd int, got {tail_kernel_size}')
         self.depth, self.c0, reason = self._resolve_depth(depth, c0)
+        self.register_parameter('output_scale', None)  # set by folding a BatchNorm (see scale_output_channels)
         if self.fall_back_if(reason, strict):
             self.depth = 0
             self.build_plain(bias)
@@ -269,9 +274,24 @@ class CompConv2d(CompactConv2d):
         a0 = F.conv2d(b, tail_weight, None, 1, self._tail_padding, self.tail_dilation, self._level_widths[-1])
         parts.append(a0[:, :self.tail_channels])
         out = interleave_concat(parts, self.primary, self._part_widths)  # concatenate and shuffle in one copy
+        if self.output_scale is not None:  # a folded BatchNorm: scale and bias in one pass
+            scale = self.output_scale.view(1, -1, 1, 1)
+            return out * scale if self.bias is None else torch.addcmul(self.bias.view(1, -1, 1, 1), out, scale)
         if self.bias is not None:
             out.add_(self.bias.view(1, -1, 1, 1))
         return out
+
+    def scale_output_channels(self, scale: torch.Tensor) -> None:
+        """Multiply output channel ``o`` by ``scale[o]`` (for BatchNorm folding). The identity channels are copies
+        of the input and every ``B_i`` also feeds the next conv or the tail, so no kernel can carry the scale: a
+        compact layer keeps it as ``output_scale`` (``(C_out,)``), applied right before the bias."""
+        if self.is_plain:
+            super().scale_output_channels(scale)
+        elif self.output_scale is None:
+            self.output_scale = nn.Parameter(scale.to(self.weight_a0.device, self.weight_a0.dtype),
+                                             requires_grad=self.weight_a0.requires_grad)
+        else:
+            scale_rows_(self.output_scale, scale)
 
     def compact_repr(self) -> str:
         s = f'c0={self.c0}, ' if self.c0 is not None else ''
@@ -306,8 +326,11 @@ def compconv_macs(layer: CompConv2d, out_hw: Tuple[int, int]) -> int:
 
 
 def compconv_params(layer: CompConv2d) -> int:
-    """Closed-form parameter count of ``layer``: the kernels (the tail only for the ``t`` kept channels) + bias."""
+    """Closed-form parameter count of ``layer``: the kernels (the tail only for the ``t`` kept channels) + bias (+ the
+    ``output_scale`` a folded BatchNorm leaves)."""
     bias = layer.out_channels if layer.bias is not None else 0
+    if layer.output_scale is not None:
+        bias += layer.out_channels
     kh, kw = layer.kernel_size
     if layer.depth == 0:
         return conv2d_macs(layer.in_channels, layer.out_channels, layer.kernel_size, (1, 1), layer.groups) + bias

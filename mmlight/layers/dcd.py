@@ -49,7 +49,9 @@ Parameter names: ``weight`` (``W0``, shaped as ``nn.Conv2d.weight``) and ``bias`
 checkpoints load their static kernels; the dynamic part adds ``fc_squeeze``, ``fc_se``, ``fc_scale``, ``fc_phi``
 (``nn.Linear``, no bias), ``q``, ``p`` (1 x 1 ``nn.Conv2d``, no bias) and the norms ``norm_q``, ``norm_phi``.
 ``q`` is registered right before ``norm_q`` (which directly follows it in the computation) and ``norm_phi`` before
-``p``, so mmcv's ``fuse_conv_bn`` fuses only the correct pair.
+``p``, so mmcv's ``fuse_conv_bn`` fuses only the correct pair. :func:`~mmlight.layers.fuse_conv_bn` folds both norms
+(``norm_phi`` into ``fc_phi`` and the bias: :meth:`DCDConv2d.fuse_internal_bn`) and a BN that follows the layer (into
+``W0``, ``P`` and the bias).
 """
 import math
 from typing import Callable, Iterator, Optional, Tuple, Union
@@ -57,9 +59,11 @@ from typing import Callable, Iterator, Optional, Tuple, Union
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from .base import CompactConv2d
-from .utils import IntPair, conv2d_macs, to_int, valid_size
+from .fuse import affine_bias, batchnorm_affine, fuse_plain_conv_bn, identity_for, scale_rows_
+from .utils import IntPair, conv2d_macs, is_exporting, to_int, valid_size
 
 NormFactory = Callable[[int], nn.Module]
 
@@ -254,13 +258,17 @@ class DCDConv2d(CompactConv2d):
     # ------------------------------------------------------------------ forward
     def _context(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C_in p^2)``: the input pooled to ``p x p`` (over the valid region when one is set), channel-major."""
-        if self.valid_region is None:
+        if self.valid_region is None and (self.pool_size == 1 or not is_exporting()):
             return F.adaptive_avg_pool2d(x, self.pool_size).flatten(1)
-        valid_hw, input_hw = self.valid_region
-        valid_hw = valid_hw.to(x.device)
-        if valid_hw.shape[0] != x.shape[0]:
-            raise ValueError(f'the valid region holds {valid_hw.shape[0]} sizes for a batch of {x.shape[0]}')
-        valid = valid_size(valid_hw, input_hw, x.shape[-2:])
+        if self.valid_region is None:  # exported, p x p adaptive pooling would keep the example input's windows
+            valid = torch.stack([torch.full((x.shape[0], ), size, dtype=torch.long, device=x.device)
+                                 for size in x.shape[-2:]], 1)  # the same bins, weighted, for any input size
+        else:
+            valid_hw, input_hw = self.valid_region
+            valid_hw = valid_hw.to(x.device)
+            if valid_hw.shape[0] != x.shape[0]:
+                raise ValueError(f'the valid region holds {valid_hw.shape[0]} sizes for a batch of {x.shape[0]}')
+            valid = valid_size(valid_hw, input_hw, x.shape[-2:])
         rows = _bin_weights(valid[:, 0], x.shape[2], self.pool_size, x.dtype)  # (N, p, H)
         cols = _bin_weights(valid[:, 1], x.shape[3], self.pool_size, x.dtype)  # (N, p, W)
         pooled = rows.unsqueeze(1) @ x @ cols.transpose(1, 2).unsqueeze(1)  # (N, C, p, p)
@@ -302,6 +310,63 @@ class DCDConv2d(CompactConv2d):
         if self.bias is not None:
             out = out + self.bias.view(1, -1, 1, 1)
         return out
+
+    # ------------------------------------------------------------------ BN folding
+    def scale_output_channels(self, scale: torch.Tensor) -> None:
+        """Multiply output channel ``o`` by ``scale[o]`` (for BatchNorm folding): the rows of ``W0`` (``Lambda`` is a
+        per-channel factor too, so the two commute) and of ``P``."""
+        scale_rows_(self.weight, scale)
+        if not self.is_plain and self.dynamic_fusion:
+            scale_rows_(self.p.weight, scale)
+
+    def fuse_internal_bn(self) -> int:
+        """Fold the eval-mode BatchNorms ``norm_q`` and ``norm_phi``; returns how many were folded.
+
+        ``norm_q`` follows the conv ``q``, which gets its scale and (as a bias) its shift. ``norm_phi`` follows the
+        product ``Phi z``: its scale goes into the rows of ``fc_phi`` that produce each row of ``Phi`` (every
+        ``Phi``'s row ``l`` is scaled, for any input), its shift ``c2`` through ``P`` into the layer's bias
+        (``out = Lambda W0 x + P (D2 Phi z + c2 + z) + b``). Other norm types stay.
+        """
+        if self.is_plain or not self.dynamic_fusion:
+            return 0
+        folded = 0
+        if isinstance(self.norm_q, _BatchNorm):
+            fuse_plain_conv_bn(self.q, self.norm_q)
+            self.norm_q = identity_for(self.norm_q)
+            folded += 1
+        if isinstance(self.norm_phi, _BatchNorm):
+            scale, shift = batchnorm_affine(self.norm_phi, self.latent_dim)
+            width = self.latent_dim // self.phi_blocks
+            # fc_phi's output (b, r, c) is entry (r, c) of block b: row b * width + r of the fused map
+            scale_rows_(self.fc_phi.weight, scale.repeat_interleave(width))
+            if self.fc_phi.bias is not None:
+                scale_rows_(self.fc_phi.bias, scale.repeat_interleave(width))
+            with torch.no_grad():
+                carried = self.p.weight[:, :, 0, 0].double() @ shift.to(self.p.weight.device)
+            self.bias = affine_bias(self.bias, torch.ones_like(carried), carried, self.weight)
+            self.with_bias = True
+            self.norm_phi = identity_for(self.norm_phi)
+            folded += 1
+        return folded
+
+    # ------------------------------------------------------------------ starting as a dense conv
+    def dense_inheritance_reason(self) -> str:
+        """'' in both modes: ``W0`` (``weight``) is a dense kernel of the conv's shape, and a neutral dynamic part
+        (:meth:`reset_dense_start`) adds nothing to it."""
+        return ''
+
+    def reset_dense_start(self) -> None:
+        """Make the dynamic part neutral: ``fc_scale`` zero, so ``Lambda(x) = hsigmoid(0) = 1`` for every input,
+        and ``P`` zero, so the residual ``P (I + Phi(x)) Q^T x`` is 0. The layer then computes ``W0 * x + b``; both
+        still get gradients (``Lambda``'s through ``hsigmoid'(0) = 1/3``, ``P``'s from ``z``), so the dynamic part
+        grows from there in training."""
+        if self.is_plain:
+            return
+        neutral = ([self.fc_scale] if self.dynamic_scale else []) + ([self.p] if self.dynamic_fusion else [])
+        with torch.no_grad():
+            for module in neutral:
+                for param in module.parameters(recurse=False):
+                    param.zero_()
 
     def elementwise_macs(self, output: torch.Tensor) -> int:
         """Multiply-adds outside convs/linears/matmuls for an ``output`` of this layer: ``Lambda * (W0 * x) + P z``

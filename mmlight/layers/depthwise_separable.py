@@ -9,8 +9,10 @@ from typing import Callable, Optional, Union
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from .base import CompactConv2d
+from .fuse import affine_bias, batchnorm_affine, identity_for, scale_rows_
 from .utils import IntPair
 
 LayerFactory = Callable[[int], nn.Module]
@@ -93,6 +95,34 @@ class DepthwiseSeparableConv2d(CompactConv2d):
             return self.plain_forward(x)
         out = self.pointwise(self.mid_act(self.mid_norm(self.depthwise(x))))
         return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
+
+    def scale_output_channels(self, scale: torch.Tensor) -> None:
+        """Multiply output channel ``o`` by ``scale[o]`` (for BatchNorm folding): the rows of the pointwise kernel."""
+        if self.is_plain:
+            super().scale_output_channels(scale)
+        else:
+            scale_rows_(self.pointwise.weight, scale)
+
+    def fuse_internal_bn(self) -> int:
+        """Fold an eval-mode BatchNorm ``mid_norm`` into the depthwise kernel; returns 1 if it was folded.
+
+        With a ``mid_act`` the depthwise conv gets the norm's shift as its bias; without one the shift passes the
+        pointwise conv (a 1x1 conv without padding maps a constant map to a constant map) into the layer's bias, so
+        the layer stays one linear kernel (:meth:`dense_weight`).
+        """
+        if self.is_plain or not isinstance(self.mid_norm, _BatchNorm):
+            return 0
+        scale, shift = batchnorm_affine(self.mid_norm, self.in_channels)
+        scale_rows_(self.depthwise.weight, scale)
+        if isinstance(self.mid_act, nn.Identity):
+            with torch.no_grad():
+                carried = self.pointwise.weight[:, :, 0, 0].double() @ shift.to(self.pointwise.weight.device)
+            self.bias = affine_bias(self.bias, torch.ones_like(carried), carried, self.pointwise.weight)
+            self.with_bias = True
+        else:
+            self.depthwise.bias = affine_bias(None, scale, shift, self.depthwise.weight)
+        self.mid_norm = identity_for(self.mid_norm)
+        return 1
 
     def dense_weight(self) -> torch.Tensor:
         """The ``(C_out, C_in, kh, kw)`` kernel of the equivalent dense conv (linear case: no mid norm/act)."""

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import CompactConv2d
+from .fuse import scale_rows_
 from .utils import IntPair, channel_shuffle, conv2d_macs, to_int, to_pair
 
 #: ``M`` used when neither partition count is given: the paper finds ``M = 2`` the most accurate (IGC-L100M2).
@@ -210,6 +211,18 @@ class IGCConv2d(CompactConv2d):
         # W[l M + j, l' C_in/L + c'] = S[j, l, l'] P[l', j, c'] (see the module doc)
         dense = torch.einsum('jab,bjcxy->ajbcxy', secondary, primary)
         return dense.reshape(self.out_channels, self.in_channels, kh, kw)
+
+    def scale_output_channels(self, scale: torch.Tensor) -> None:
+        """Multiply output channel ``o`` by ``scale[o]`` (for BatchNorm folding): the secondary kernel row that
+        lands on ``o`` after the inverse permutation."""
+        if self.is_plain:
+            super().scale_output_channels(scale)
+            return
+        # out[:, o] = secondary[:, source[o]]: the last channel shuffle, read off a channel index
+        source = channel_shuffle(torch.arange(self.out_channels).view(1, -1, 1, 1), self.secondary_groups).flatten()
+        row_scale = torch.empty_like(scale)
+        row_scale[source] = scale
+        scale_rows_(self.weight_secondary, row_scale)
 
     def macs(self, out_hw: Tuple[int, int]) -> int:
         """Multiply-accumulates of one forward pass producing an ``out_hw`` map (bias not counted)."""

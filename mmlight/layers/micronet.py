@@ -20,7 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import CompactConv2d
-from .utils import IntPair, check_divisible, interleave_permutation, make_divisible, to_int, to_pair, valid_size
+from .fuse import scale_rows_
+from .utils import (IntPair, check_divisible, interleave_permutation, is_exporting, make_divisible, to_int, to_pair,
+                    valid_size)
 
 LayerFactory = Callable[[int], nn.Module]
 #: ``(rows, columns)`` of the valid (unpadded) top-left region of every sample, an ``(N, 2)`` integer tensor.
@@ -157,6 +159,13 @@ class MicroFactorizedPointwiseConv2d(CompactConv2d):
         hidden = self.squeeze(x).unflatten(1, (self.factor_groups, -1)).transpose(1, 2).flatten(1, 2)
         out = self.expand(hidden)
         return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
+
+    def scale_output_channels(self, scale: torch.Tensor) -> None:
+        """Multiply output channel ``o`` by ``scale[o]`` (for BatchNorm folding): the rows of ``P`` (``expand``)."""
+        if self.is_plain:
+            super().scale_output_channels(scale)
+        else:
+            scale_rows_(self.expand.weight, scale)
 
     def dense_weight(self) -> torch.Tensor:
         """The ``(C_out, C_in, 1, 1)`` kernel of the equivalent dense conv, ``P Phi Q``."""
@@ -504,7 +513,7 @@ class DynamicShiftMax(nn.Module):
         if w1.dtype != dtype or b1.dtype != dtype or w2.dtype != dtype or b2.dtype != dtype or offsets.dtype != dtype:
             w1, b1, w2, b2, offsets = (t.to(dtype) for t in (w1, b1, w2, b2, offsets))  # e.g. under autocast
         args = (x, w1, b1, w2, b2, offsets, self.act_max / 3, self.index)
-        if torch.jit.is_tracing():
+        if torch.jit.is_tracing() or is_exporting():  # out-of-place ops, the exact mean (any input size)
             return _dsm_forward(*args, region, self.num_branches, 'autograd')
         if not torch.is_grad_enabled() or not (x.requires_grad or w1.requires_grad or b1.requires_grad
                                                or w2.requires_grad or b2.requires_grad):

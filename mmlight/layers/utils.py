@@ -220,6 +220,12 @@ class _InterleaveConcat(torch.autograd.Function):
         return (None, None, *grads)
 
 
+def is_exporting() -> bool:
+    """Whether ``torch.export`` (which ``torch.onnx.export`` runs) is tracing the current call."""
+    compiler = getattr(torch, 'compiler', None)
+    return bool(getattr(compiler, 'is_exporting', lambda: False)())
+
+
 def interleave_concat(parts: Sequence[torch.Tensor], unit: int,
                       widths: Optional[Sequence[int]] = None) -> torch.Tensor:
     """``torch.cat(parts, 1)[:, interleave_permutation(C, unit)]`` in one copy (and one copy backward).
@@ -232,13 +238,17 @@ def interleave_concat(parts: Sequence[torch.Tensor], unit: int,
 
     ``widths`` (the parts' channel counts) may be given by a layer that knows them at construction: the channel
     layout then never depends on traced shapes, and ``torch.jit.trace`` records it without warnings (the checks
-    above run in eager mode only).
+    above run in eager mode only). Under ``torch.export`` (and so ``torch.onnx.export``) it is written as the
+    concatenation and one gather (:func:`is_exporting`), which export as two graph nodes.
     """
     if widths is None:
         widths = [part.shape[1] for part in parts]
     widths = tuple(int(w) for w in widths)
     if torch.jit.is_tracing():
         return _InterleaveConcat.apply(unit, widths, *parts)
+    if is_exporting():  # one concatenation and one gather: export would unroll the copies into scatters
+        index = torch.tensor(interleave_permutation(sum(widths), unit), device=parts[0].device)
+        return torch.cat([part.to(parts[0].dtype) for part in parts], 1).index_select(1, index)
     if not parts:
         raise ValueError('interleave_concat needs at least one part')
     n, _, h, w = parts[0].shape
@@ -279,12 +289,12 @@ def valid_size(valid_hw: torch.Tensor, input_hw: Tuple[int, int], hw: Tuple[int,
     ``input_hw`` network input: ``ceil(h_i H_l / H)`` and ``ceil(w_i W_l / W)``, within ``[1, H_l]``/``[1, W_l]``.
 
     These are the positions of a map at stride ``H / H_l`` whose window starts inside the image (``ceil(h_i / s)``
-    for a stride-``s`` layer); pooling over them equals pooling the feature map of the cropped image.
+    for a stride-``s`` layer); pooling over them equals pooling the feature map of the cropped image. The sizes are
+    used as Python numbers, never converted with ``int``, so a dynamic-shape export keeps them symbolic.
     """
-    size = torch.tensor([int(hw[0]), int(hw[1])], device=valid_hw.device)
-    full = torch.tensor([int(input_hw[0]), int(input_hw[1])], device=valid_hw.device)
-    scaled = torch.div(valid_hw.to(torch.long) * size + full - 1, full, rounding_mode='floor')
-    return torch.minimum(scaled.clamp(min=1), size)
+    valid = valid_hw.to(torch.long)
+    return torch.stack([torch.div(valid[:, i] * hw[i] + (input_hw[i] - 1), input_hw[i], rounding_mode='floor')
+                        .clamp(1, hw[i]) for i in (0, 1)], 1)
 
 
 def context_layers(module: nn.Module) -> List[nn.Module]:
@@ -309,7 +319,7 @@ def valid_region(layers: Iterable[nn.Module], valid_hw: torch.Tensor, input_hw: 
     valid_hw = torch.as_tensor(valid_hw)
     if valid_hw.dim() != 2 or valid_hw.shape[1] != 2:
         raise ValueError(f'valid_hw must be an (N, 2) tensor of heights and widths, got shape {tuple(valid_hw.shape)}')
-    region = (valid_hw, (int(input_hw[0]), int(input_hw[1])))
+    region = (valid_hw, (input_hw[0], input_hw[1]))  # no int(): symbolic sizes stay symbolic under export
     layers = list(layers)
     for layer in layers:
         layer.valid_region = region
