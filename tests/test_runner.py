@@ -219,6 +219,32 @@ def test_tools_test_cli_evaluates_a_checkpoint(trained, demo_root, tmp_path):
         assert len(pickle.load(f)) == 4  # one entry per val image
 
 
+def test_tools_test_fuse_conv_bn_gives_the_same_detections(trained, demo_root, tmp_path):
+    """``--fuse-conv-bn`` folds the BNs (in the CompConv128 layers too) after the checkpoint is loaded: the same
+    detections as the unfolded model. Folding before the load, or a wrong fold, changes them."""
+    work_dir, _ = trained
+    config = str(tmp_path / 'demo_small.py')
+    demo_cfg(demo_root, str(tmp_path / 'test_work'), max_epochs=1).dump(config)
+    results = []
+    for extra in ([], ['--fuse-conv-bn']):
+        out = str(tmp_path / f'results{len(results)}.pkl')
+        result = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'test.py'), config,
+                                 osp.join(work_dir, 'epoch_1.pth'), '--out', out, '--cfg-options',
+                                 'model.test_cfg.score_thr=0.0', 'log_level=INFO'] + extra,
+                                capture_output=True, text=True, cwd=str(tmp_path))
+        assert result.returncode == 0, result.stderr[-3000:]
+        with open(out, 'rb') as f:
+            results.append(pickle.load(f))
+    logs = glob.glob(str(tmp_path / 'test_work' / '*' / '*.log'))
+    assert sum('fused the BatchNorms' in open(log).read() for log in logs) == 1, logs  # the second run only
+    for plain, fused in zip(*results):
+        a, b = plain['pred_instances'], fused['pred_instances']
+        top = min(50, len(a['scores']))
+        assert top > 0 and len(b['scores']) >= top
+        assert torch.allclose(a['scores'][:top], b['scores'][:top], atol=1e-5)
+        assert torch.allclose(a['bboxes'][:top], b['bboxes'][:top], atol=1e-2)
+
+
 def test_tools_train_points_to_the_demo_when_data_is_missing(tmp_path):
     config = osp.join(REPO, 'configs', 'retinanet_compconv128_coco.py')
     result = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'train.py'), config, '--work-dir',

@@ -3,18 +3,12 @@
 # CPU (gloo): bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args...]
 # NNODES, NODE_RANK, MASTER_ADDR and PORT set a multi-node run (defaults: one node, 127.0.0.1:29500).
 set -euo pipefail
-CONFIG=$1
-CHECKPOINT=$2
-GPUS=$3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-PYTHON=${PYTHON:-$( [ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python )}
-
-PYTHONPATH="$ROOT":${PYTHONPATH:-} \
-"$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" --master_port="$PORT" \
-    "$ROOT/tools/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "${@:4}"
+source "$(dirname "${BASH_SOURCE[0]}")/dist_launch.sh"
+if [ $# -lt 3 ]; then
+    echo "usage: bash $0 CONFIG CHECKPOINT NUM_PROCESSES [test.py args...]" >&2
+    dist_fail 2 "dist_test.sh needs CONFIG, CHECKPOINT and NUM_PROCESSES, got $# argument(s)"
+fi
+dist_check_file config "$1"
+dist_check_file checkpoint "$2"
+dist_check_launch "$3"
+dist_launch test.py "$3" "$1" "$2" --launcher pytorch "${@:4}"

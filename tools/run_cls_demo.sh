@@ -5,11 +5,19 @@
 #   bash tools/run_cls_demo.sh            (work dir: work_dirs/mobilenetv1-0.5_cls_demo)
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$REPO/tools/setup_env.sh"
-PY="${MMLIGHT_VENV:-$REPO/.venv}/bin/python"
 cd "$REPO"
+if [ $# -gt 0 ]; then
+    echo "error: run_cls_demo.sh takes no arguments, got: $*; choose the work dir with WORK_DIR=DIR bash tools/run_cls_demo.sh" >&2
+    exit 2
+fi
 CONFIG=configs/demo/mobilenetv1-0.5_cls_demo.py
 WORK_DIR=${WORK_DIR:-work_dirs/mobilenetv1-0.5_cls_demo}
+if [ -e "$WORK_DIR" ] && [ ! -d "$WORK_DIR" ]; then
+    echo "error: WORK_DIR $WORK_DIR is a file, expected a folder (or a path that does not exist yet)" >&2
+    exit 2
+fi
+bash "$REPO/tools/setup_env.sh"
+PY="${MMLIGHT_VENV:-$REPO/.venv}/bin/python"
 
 say() { printf '\n==== %s\n' "$*"; }
 say "1/3 tiny ImageNet-layout dataset (data/demo_imagenet)"

@@ -6,6 +6,7 @@
 set -euo pipefail
 if [ $# -lt 4 ]; then
     echo "usage: [GPUS=8] [GPUS_PER_NODE=8] [CPUS_PER_TASK=5] [SRUN_ARGS=...] bash $0 PARTITION JOB_NAME CONFIG WORK_DIR [train.py args...]" >&2
+    echo "error: slurm_train.sh needs PARTITION, JOB_NAME, CONFIG and WORK_DIR, got $# argument(s)" >&2
     exit 2
 fi
 source "$(dirname "${BASH_SOURCE[0]}")/slurm_launch.sh"

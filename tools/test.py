@@ -2,7 +2,8 @@
 mmdet's tools/test.py, with mmlight registered.
 
 Usage: python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--show] [--show-dir DIR]
-       [--tta] [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}] [--local-rank N]
+       [--fuse-conv-bn] [--tta] [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}] [--local-rank N]
+       [--skip-data-check]
 """
 import argparse
 import os
@@ -23,8 +24,10 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmlight  # noqa: E402,F401  (registers modules and the safe checkpoint loader)
+from mmlight.engine import FuseConvBNHook  # noqa: E402
 from mmlight.utils.checkpoint import UnsafeCheckpointError  # noqa: E402
-from mmlight.utils.data_check import check_dataset_files  # noqa: E402
+from mmlight.utils.data_check import (DataFileError, check_checkpoint_file, check_dataset_contents,  # noqa: E402
+                                      check_dataset_files, check_work_dir, install_loading_error_hook)
 from mmlight.utils.dist import LaunchError  # noqa: E402
 from mmlight.utils.tools import ConfigFileError, apply_tta, load_tool_config  # noqa: E402
 
@@ -44,8 +47,13 @@ def parse_args() -> argparse.Namespace:
         help='override some settings in the used config, the key-value pair in xxx=yyy format will be merged into '
         'config file.')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none', help='job launcher')
+    parser.add_argument('--fuse-conv-bn', action='store_true', help='fold every BatchNorm that follows a conv into '
+                        'it (inside mmlight\'s compact layers too) before testing; slightly faster, same results')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation (flip; scales if the config '
                         'defines tta_pipeline)')
+    parser.add_argument('--skip-data-check', action='store_true',
+                        help='do not read the annotation files and image headers before the run (their existence '
+                        'is still checked); images are then checked only as the run reads them')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
@@ -55,6 +63,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    install_loading_error_hook()  # an image that fails to load during the run: one error line, not a traceback
     setup_cache_size_limit_of_dynamo()
 
     try:
@@ -62,8 +71,13 @@ def main() -> None:
     except (ConfigFileError, LaunchError) as error:
         sys.exit(f'error: {error}')
 
-    if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:
-        sys.exit(f'error: checkpoint {args.checkpoint} not found')
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        sys.exit('error: --out must be a .pkl or .pickle file')
+    try:
+        check_work_dir(cfg.work_dir)
+        check_checkpoint_file(args.checkpoint)
+    except (DataFileError, UnsafeCheckpointError) as error:
+        sys.exit(f'error: {error}')
     cfg.load_from = args.checkpoint
 
     classifier = cfg.model.get('type') == 'LightClassifier'
@@ -78,14 +92,15 @@ def main() -> None:
         cfg = apply_tta(cfg)
 
     try:
-        check_dataset_files(cfg, ['test_dataloader'])
-    except FileNotFoundError as error:
+        check_dataset_files(cfg, ['test_dataloader'], ['test_evaluator'])
+        if not args.skip_data_check:
+            check_dataset_contents(cfg, ['test_dataloader'], ['test_evaluator'])
+    except (FileNotFoundError, DataFileError) as error:
         sys.exit(f'error: {error}')
 
-    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
-        sys.exit('error: --out must be a .pkl or .pickle file')
-
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if args.fuse_conv_bn:
+        runner.register_hook(FuseConvBNHook(), priority='VERY_LOW')  # after the checkpoint is loaded
 
     if args.out is not None:
         dump = DumpResults if classifier else DumpDetResults
