@@ -30,7 +30,8 @@ setup(
         'pycocotools',
         'numpy',
     ],
-    extras_require={'tests': ['pytest']},
+    # deploy: ONNX export and onnxruntime (versions pinned in requirements/constraints.txt)
+    extras_require={'tests': ['pytest'], 'deploy': ['onnx', 'onnxscript', 'onnxruntime']},
     license='Apache-2.0',
     zip_safe=False,
 )

@@ -6,6 +6,7 @@
 #                       the wheel is kept in $MMLIGHT_WHEELHOUSE so later set-ups install it in seconds
 #   mmengine 0.10.7, mmdet 3.3.0, pycocotools, setuptools<82 (mmcv's setup.py and mmengine import pkg_resources)
 #   pytest, and flake8 and isort for tools/run_tests.sh's style checks (versions pinned in requirements/constraints.txt)
+#   onnx, onnxscript, onnxruntime: the deploy extra (ONNX export and its tests; pinned in requirements/constraints.txt)
 #
 # Environment knobs:
 #   MMLIGHT_VENV        where the environment lives (default: <repo>/.venv)
@@ -48,6 +49,7 @@ want = dict(mmcv=sys.argv[1], mmengine=sys.argv[2], mmdet=sys.argv[3])
 for name, version in want.items():
     assert md.version(name) == version, name
 md.version('mmlight'); md.version('pycocotools'); md.version('pytest'); md.version('flake8'); md.version('isort')
+md.version('onnx'); md.version('onnxscript'); md.version('onnxruntime')
 import torch, mmcv.ops, mmdet, mmlight  # noqa: F401
 PYEOF
   log "environment ready: $VENV (nothing to install)"
@@ -93,9 +95,9 @@ if ! ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1; then
 fi
 pip_install --no-deps --force-reinstall "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl
 
-log "installing mmdet==$MMDET_VERSION, pytest, flake8, isort and mmlight (editable)"
+log "installing mmdet==$MMDET_VERSION, pytest, flake8, isort, onnx, onnxscript, onnxruntime and mmlight (editable)"
 pip_install --no-deps "mmdet==$MMDET_VERSION"
-pip_install pytest flake8 isort
+pip_install pytest flake8 isort onnx onnxscript onnxruntime
 pip_install --no-deps --no-build-isolation -e "$REPO"
 
 "$PY" -c "import mmcv.ops, mmdet, mmlight; print('mmcv', mmcv.__version__, '| mmdet', mmdet.__version__, '| ops ok')"

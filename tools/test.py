@@ -2,7 +2,8 @@
 mmdet's tools/test.py, with mmlight registered.
 
 Usage: python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--show] [--show-dir DIR]
-       [--fuse-conv-bn] [--tta] [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}] [--local-rank N]
+       [--fuse-conv-bn] [--backend {pytorch,onnxruntime}] [--onnx FILE] [--tta] [--cfg-options k=v ...]
+       [--launcher {none,pytorch,slurm,mpi}] [--local-rank N]
        [--skip-data-check]
 """
 import argparse
@@ -49,6 +50,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none', help='job launcher')
     parser.add_argument('--fuse-conv-bn', action='store_true', help='fold every BatchNorm that follows a conv into '
                         'it (inside mmlight\'s compact layers too) before testing; slightly faster, same results')
+    parser.add_argument('--backend', choices=['pytorch', 'onnxruntime'], default='pytorch',
+                        help='run the network (backbone, neck, head) in PyTorch or in onnxruntime; mmdet\'s own '
+                        'post-processing decodes its outputs either way (onnxruntime needs the deploy extra)')
+    parser.add_argument('--onnx', help='with --backend onnxruntime: an exported detector (tools/deployment/'
+                        'export_onnx.py); without it the checkpoint\'s detector is exported on the first batch')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation (flip; scales if the config '
                         'defines tta_pipeline)')
     parser.add_argument('--skip-data-check', action='store_true',
@@ -98,7 +104,21 @@ def main() -> None:
     except (FileNotFoundError, DataFileError) as error:
         sys.exit(f'error: {error}')
 
+    onnx_hook = None
+    if args.onnx and args.backend != 'onnxruntime':
+        sys.exit('error: --onnx needs --backend onnxruntime')
+    if args.backend == 'onnxruntime':
+        if classifier or args.tta or args.launcher != 'none':
+            sys.exit('error: --backend onnxruntime: allowed for a detector, without --tta, with --launcher none')
+        from mmlight.deploy import DeployError, OnnxRuntimeHook
+        try:
+            onnx_hook = OnnxRuntimeHook(args.onnx)
+        except DeployError as error:
+            sys.exit(f'error: {error}')
+
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if onnx_hook is not None:
+        runner.register_hook(onnx_hook)
     if args.fuse_conv_bn:
         runner.register_hook(FuseConvBNHook(), priority='VERY_LOW')  # after the checkpoint is loaded
 
