@@ -13,8 +13,12 @@ from mmengine.config import Config
 from conftest import REPO, load_tool, randomise_bn
 from mmlight.utils.data_check import check_backbone_checkpoint_keys
 
-DETECTION_CONFIGS = sorted(p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
-                           if f'{osp.sep}imagenet{osp.sep}' not in p and f'{osp.sep}demo{osp.sep}' not in p)
+ALL_DETECTION = sorted(p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+                       if f'{osp.sep}imagenet{osp.sep}' not in p and f'{osp.sep}demo{osp.sep}' not in p)
+# configs/swap puts compact convs into mmdet's own backbones: they start from those backbones' dense ImageNet
+# weights (DCD inherits them) or from scratch, checked below, not from an mmlight ImageNet config
+SWAP_CONFIGS = [p for p in ALL_DETECTION if f'{osp.sep}swap{osp.sep}' in p]
+DETECTION_CONFIGS = [p for p in ALL_DETECTION if p not in SWAP_CONFIGS]
 
 
 def _imagenet_config(cfg: Config):
@@ -37,6 +41,18 @@ def test_every_detection_config_initialises_from_its_own_imagenet_backbone(path)
         assert 'model_converters/' in help_text and 'official' in help_text
     else:
         assert osp.isfile(imagenet) and 'extract_backbone.py' in help_text
+
+
+@pytest.mark.parametrize('path', SWAP_CONFIGS, ids=lambda p: osp.relpath(p, REPO))
+def test_swap_configs_start_from_the_dense_backbones_weights_or_from_scratch(path):
+    backbone = Config.fromfile(path).model.backbone
+    assert backbone['type'] == 'SwapConvs'
+    init_cfg = backbone.get('init_cfg') or {}
+    if backbone.get('inherit', True):  # the swapped layers take the dense weights: a dense checkpoint must be named
+        assert init_cfg.get('type') == 'Pretrained', init_cfg
+        assert not init_cfg['checkpoint'].startswith('torchvision://'), init_cfg  # no torchvision needed
+    else:
+        assert init_cfg.get('type') != 'Pretrained', init_cfg
 
 
 HANDOFF = [p for p in DETECTION_CONFIGS if _imagenet_config(Config.fromfile(p)) is not None]
