@@ -48,3 +48,13 @@ def _quiet_and_seeded():
     from mmengine.logging import MMLogger
     MMLogger.get_current_instance().setLevel(logging.WARNING)
     yield
+
+
+@pytest.fixture
+def one_thread():
+    """Run the test with one torch thread (restored afterwards): suites of many small ops are as fast and spare
+    OpenMP barriers on a busy machine. Use with ``pytestmark = pytest.mark.usefixtures('one_thread')``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

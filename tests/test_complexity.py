@@ -50,13 +50,8 @@ CONFIGS = sorted(osp.relpath(path, REPO) for path in glob.glob(osp.join(REPO, 'c
 DEMO = osp.join(REPO, 'configs', 'demo', 'retinanet_micronet-m3_demo.py')
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Counting runs many small ops: one thread is as fast and spares OpenMP barriers on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Counting runs many small ops: one thread is as fast and spares OpenMP barriers on a busy machine.
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.fixture(scope='module')

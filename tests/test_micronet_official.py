@@ -353,13 +353,8 @@ class OfficialMicroNet(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------ helpers
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Many small float64 (grouped) convs: one thread is as fast and spares OpenMP barriers on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Many small float64 (grouped) convs: one thread is as fast and spares OpenMP barriers on a busy machine.
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def randomised_reference(arch: str) -> OfficialMicroNet:
