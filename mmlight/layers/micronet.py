@@ -21,7 +21,7 @@ from torch import nn
 
 from .base import CompactConv2d
 from .fuse import scale_rows_
-from .utils import (IntPair, check_divisible, interleave_permutation, is_exporting, make_divisible, to_int, to_pair,
+from .utils import (IntPair, check_divisible, interleave_permutation, is_capturing, make_divisible, to_int, to_pair,
                     valid_size)
 
 LayerFactory = Callable[[int], nn.Module]
@@ -513,7 +513,7 @@ class DynamicShiftMax(nn.Module):
         if w1.dtype != dtype or b1.dtype != dtype or w2.dtype != dtype or b2.dtype != dtype or offsets.dtype != dtype:
             w1, b1, w2, b2, offsets = (t.to(dtype) for t in (w1, b1, w2, b2, offsets))  # e.g. under autocast
         args = (x, w1, b1, w2, b2, offsets, self.act_max / 3, self.index)
-        if torch.jit.is_tracing() or is_exporting():  # out-of-place ops, the exact mean (any input size)
+        if is_capturing():  # out-of-place ops (compiled, exported, traced), the exact mean (any input size)
             return _dsm_forward(*args, region, self.num_branches, 'autograd')
         if not torch.is_grad_enabled() or not (x.requires_grad or w1.requires_grad or b1.requires_grad
                                                or w2.requires_grad or b2.requires_grad):

@@ -226,6 +226,15 @@ def is_exporting() -> bool:
     return bool(getattr(compiler, 'is_exporting', lambda: False)())
 
 
+def is_capturing() -> bool:
+    """Whether a graph of the current call is being captured: ``torch.compile`` (dynamo), ``torch.export`` or
+    ``torch.jit.trace``. Layers then take their plain out-of-place formulation: the compiler fuses it itself, and
+    hand-written copies into views (eager speed-ups) are what graph capture handles worst."""
+    compiler = getattr(torch, 'compiler', None)
+    return (torch.jit.is_tracing() or is_exporting()
+            or bool(getattr(compiler, 'is_compiling', lambda: False)()))
+
+
 def interleave_concat(parts: Sequence[torch.Tensor], unit: int,
                       widths: Optional[Sequence[int]] = None) -> torch.Tensor:
     """``torch.cat(parts, 1)[:, interleave_permutation(C, unit)]`` in one copy (and one copy backward).
@@ -239,14 +248,16 @@ def interleave_concat(parts: Sequence[torch.Tensor], unit: int,
     ``widths`` (the parts' channel counts) may be given by a layer that knows them at construction: the channel
     layout then never depends on traced shapes, and ``torch.jit.trace`` records it without warnings (the checks
     above run in eager mode only). Under ``torch.export`` (and so ``torch.onnx.export``) it is written as the
-    concatenation and one gather (:func:`is_exporting`), which export as two graph nodes.
+    concatenation and one gather (:func:`is_exporting`), which export as two graph nodes; the same under
+    ``torch.compile``, whose code generator fuses the two into one copy.
     """
     if widths is None:
         widths = [part.shape[1] for part in parts]
     widths = tuple(int(w) for w in widths)
     if torch.jit.is_tracing():
         return _InterleaveConcat.apply(unit, widths, *parts)
-    if is_exporting():  # one concatenation and one gather: export would unroll the copies into scatters
+    if is_capturing():
+        # one concatenation and one gather: export would unroll the copies into scatters, compile fuses the two
         index = torch.tensor(interleave_permutation(sum(widths), unit), device=parts[0].device)
         return torch.cat([part.to(parts[0].dtype) for part in parts], 1).index_select(1, index)
     if not parts:
