@@ -8,6 +8,13 @@ from mmengine.config import Config, ConfigDict
 from .dist import setup_distributed
 
 
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse with its errors as one ``error: ...`` line (exit status 2) instead of the usage and the error."""
+
+    def error(self, message: str):
+        self.exit(2, f'error: {message} (see --help)\n')
+
+
 class ConfigFileError(ValueError):
     """The config named on a tool's command line does not exist or cannot be read (one line: the file and why)."""
 

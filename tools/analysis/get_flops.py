@@ -29,7 +29,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 import mmlight  # noqa: E402,F401
 from mmlight.utils.complexity import (CostReport, build_from_config, cost_report, format_bytes,  # noqa: E402
                                       format_count, has_conv_cfg, layer_table)
-from mmlight.utils.tools import ConfigFileError, read_config  # noqa: E402
+from mmlight.utils.tools import ConfigFileError, OneLineArgumentParser, read_config  # noqa: E402
 
 #: ``--baseline`` value meaning "this config with every conv_cfg removed".
 PLAIN = 'plain'
@@ -39,15 +39,8 @@ class ToolError(Exception):
     """Bad input: one ``error:`` line, exit status 1."""
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with its errors as one ``error: ...`` line (exit status 2)."""
-
-    def error(self, message: str):
-        self.exit(2, f'error: {message} (see --help)\n')
-
-
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='config file')
     parser.add_argument('--shape', nargs='+', default=['800', '1333'], metavar='SIZE',
                         help='input height and width, or one size for a square input (default: 800 1333)')
