@@ -55,6 +55,7 @@ class Row:
         self.macs: Dict[Tuple[int, int], int] = {}
         self.latency: Dict[Tuple[str, Tuple[int, int]], float] = {}
         self.error = ''
+        self.configs: List[str] = []  # the config files whose backbone this row is
 
 
 def registered_backbones() -> Dict[str, type]:
@@ -90,19 +91,19 @@ def variant_kwargs(backbone_cfg: dict, cls: type, drop_defaults: bool = True) ->
     return kwargs
 
 
-def config_backbones() -> List[dict]:
-    """The backbone dicts of every detection config under configs/ (demo configs left out)."""
+def config_backbones(demo: bool = False) -> List[Tuple[str, dict]]:
+    """``(path, backbone dict)`` of every config under configs/ (demo configs only with ``demo=True``)."""
     from mmengine.config import Config
     found = []
     for path in sorted(glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)):
-        if '_base_' in path or osp.sep + 'demo' + osp.sep in path:
+        if '_base_' in path or (not demo and osp.sep + 'demo' + osp.sep in path):
             continue
         try:
             backbone = Config.fromfile(path).model.backbone
         except Exception as error:  # one broken config must not stop the benchmark
             print(f'skipped {osp.relpath(path, REPO)}: {type(error).__name__}: {error}', file=sys.stderr)
             continue
-        found.append(backbone.to_dict())
+        found.append((path, backbone.to_dict()))
     return found
 
 
@@ -115,7 +116,7 @@ def collect_rows(families: Optional[List[str]]) -> List[Row]:
         if unknown:
             raise SystemExit(f'unknown --families {unknown}; registered: {sorted(backbones)} (and ResNet for the '
                              f'conv_cfg swaps of ResNet-50)')
-    configs = config_backbones()
+    configs = [backbone for _, backbone in config_backbones()]
     rows = [Row('ResNet-50', dict(BASELINE), 'ResNet')]
     seen = {repr(sorted(variant_kwargs(BASELINE, ResNet).items()))}
     for backbone in configs:
@@ -139,7 +140,23 @@ def collect_rows(families: Optional[List[str]]) -> List[Row]:
             rows.append(Row(f'{name} ({label})', dict(type=name, **kwargs), name))
     if families:
         rows = [row for row in rows if row.name == 'ResNet-50' or row.family in families]
+    attach_configs(rows, backbones)
     return rows
+
+
+def attach_configs(rows: List[Row], backbones: Dict[str, type]) -> None:
+    """Fill each row's ``configs``: the config files (demo configs included) whose backbone is that row's."""
+    from mmdet.models.backbones import ResNet
+    for path, backbone in config_backbones(demo=True):
+        name = str(backbone.get('type', '')).split('.')[-1]
+        cls = ResNet if name == 'ResNet' else backbones.get(name)
+        if cls is None:
+            continue
+        cfg = dict(type=name, **variant_kwargs(backbone, cls))
+        for row in rows:
+            if row.cfg.get('type') == name and dict(type=name, **variant_kwargs(row.cfg, cls)) == cfg:
+                row.configs.append(path)
+                break
 
 
 def build(row: Row) -> None:
