@@ -92,11 +92,13 @@ def test_the_fast_backbones_are_variants():
 @pytest.mark.parametrize('variant', [pytest.param(cfg, id=i, marks=() if i in FAST_BACKBONES else pytest.mark.slow)
                                      for i, cfg in VARIANTS])
 def test_every_backbone_variant_compiles_in_one_graph(variant):
-    torch.manual_seed(0)
-    model = calibrated(build(variant), INPUT)
+    check_model(calibrated(build(variant), INPUT))
+
+
+def check_model(model: nn.Module, backend: str = 'aot_eager', **tolerance) -> None:
     x = example_input(INPUT, seed=1)
-    check_eval(model, x)
-    check_train(model, x)
+    check_eval(model, x, backend, **tolerance)
+    check_train(model, x, backend, **tolerance)
 
 
 def resnet(conv_cfg, depth=18):
@@ -118,11 +120,7 @@ def _cfg_id(cfg):
 @pytest.mark.parametrize('conv_cfg', [  # CompConv depth 1 runs the code of CompConv128
     pytest.param(c, id=_cfg_id(c), marks=pytest.mark.slow if c == CONV_CFGS[1] else ()) for c in CONV_CFGS])
 def test_conv_cfg_swaps_of_resnet_compile_in_one_graph(conv_cfg):
-    torch.manual_seed(0)
-    model = calibrated(resnet(conv_cfg), INPUT)
-    x = example_input(INPUT, seed=1)
-    check_eval(model, x)
-    check_train(model, x)
+    check_model(calibrated(resnet(conv_cfg), INPUT))
 
 
 def small_layers():
@@ -150,11 +148,7 @@ def test_every_compact_layer_compiles_with_inductor(name):
 @pytest.mark.slow
 @pytest.mark.parametrize('variant', [cfg for _, cfg in VARIANTS], ids=BACKBONE_IDS)
 def test_every_backbone_variant_compiles_with_inductor(variant):
-    torch.manual_seed(0)
-    model = calibrated(build(variant), INPUT)
-    x = example_input(INPUT, seed=1)
-    check_eval(model, x, backend='inductor', rtol=1e-3)
-    check_train(model, x, backend='inductor', rtol=1e-3)
+    check_model(calibrated(build(variant), INPUT), backend='inductor', rtol=1e-3)
 
 
 DETECTION_CONFIGS = configs(detection_only=True)
@@ -168,11 +162,7 @@ def test_detector_networks_compile_in_one_graph(config_path):
     """Backbone + neck + head (the tensors before decoding; for two-stage detectors up to the RPN) in eval and in
     train mode."""
     torch.manual_seed(0)
-    detector = built_detector(detector_cfg(config_path), size=64)
-    graph = DetectorGraph(detector)
-    x = example_input(INPUT, seed=1)
-    check_eval(graph, x)
-    check_train(graph, x)
+    check_model(DetectorGraph(built_detector(detector_cfg(config_path), size=64)))
 
 
 @pytest.mark.slow

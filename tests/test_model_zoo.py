@@ -407,3 +407,14 @@ def test_the_tool_accepts_every_metafile_of_the_repository(zoo_tool):
     zoo = zoo_tool.load_zoo(zoo_tool.find_metafiles())
     assert sorted(m['family'] for m in zoo) == sorted(FAMILIES)
     assert sorted(zoo_tool.zoo_configs()) == sorted(_expected_configs())
+
+
+def test_the_committed_page_is_current(zoo_tool):
+    """docs/model_zoo.md is what the tool makes of the metafiles and the committed benchmark records now: a metafile
+    or benchmark change without regenerating the page fails here."""
+    page = osp.join(REPO, 'docs', 'model_zoo.md')
+    bench = osp.join(REPO, 'benchmarks', 'results', 'deploy_cpu.json')
+    fresh = zoo_tool.render_page(zoo_tool.load_zoo(zoo_tool.find_metafiles()), zoo_tool.load_bench(bench), bench,
+                                 page, osp.join(REPO, 'docs', 'model_zoo.png'))
+    with open(page, encoding='utf-8') as f:
+        assert fresh + '\n' == f.read()  # run() writes the page with a final newline
