@@ -21,8 +21,8 @@ from torch import nn
 
 from .base import CompactConv2d
 from .fuse import scale_rows_
-from .utils import (IntPair, check_divisible, interleave_permutation, is_capturing, make_divisible, to_int, to_pair,
-                    valid_size)
+from .utils import (IntPair, check_divisible, interleave_permutation, is_capturing, make_divisible, permute_channels,
+                    to_int, to_pair, valid_size)
 
 LayerFactory = Callable[[int], nn.Module]
 #: ``(rows, columns)`` of the valid (unpadded) top-left region of every sample, an ``(N, 2)`` integer tensor.
@@ -267,10 +267,11 @@ def _pool_sums(x: torch.Tensor, region: Region) -> Tuple[torch.Tensor, float]:
 
 def _dsm_forward(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor,
                  offsets: torch.Tensor, scale: float, index: torch.Tensor, region: Region, num_branches: int,
-                 mode: str):
+                 mode: str, inverse: Optional[torch.Tensor] = None):
     """Dynamic Shift-Max's fast forward; ``mode``: ``'infer'`` (no autograd: the max written into the first
     branch), ``'save'`` (inside the autograd ``Function``: also returns what its backward needs) or ``'autograd'``
-    (differentiable ops only, for tracing).
+    (differentiable ops only, for tracing; ``inverse``: the inverse permutations of ``index``, through which the
+    shifted inputs' gradients return).
 
     The ``J K`` coefficients are used as ``(K, N, C, 1, 1)`` views of the MLP's ``(N, K J C)`` output (no copy);
     all ``K`` branches come from one broadcast product into a ``(K, N, C, H, W)`` buffer and one fused multiply-add
@@ -284,7 +285,10 @@ def _dsm_forward(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.
     # 2 act_max (relu6(z + 3) / 6 - 0.5) + offset == act_max / 3 * clamp(z, -3, 3) + offset
     coef = torch.add(offsets, F.hardtanh(z, -3.0, 3.0), alpha=scale)  # (N, K J C), (k, j, c) order
     coefs = coef.view(n, num_branches, -1, c, 1, 1).permute(2, 1, 0, 3, 4, 5)  # (J, K, N, C, 1, 1) views
-    shifted = [x.index_select(1, row) for row in index.unbind(0)]
+    if mode == 'autograd':
+        shifted = [permute_channels(x, row, inv) for row, inv in zip(index.unbind(0), inverse.unbind(0))]
+    else:
+        shifted = [x.index_select(1, row) for row in index.unbind(0)]
     if mode == 'autograd':
         branches = x * coefs[0].contiguous()
     else:  # out=: a (K, N, C, H, W)-contiguous buffer, whatever the coefficients' strides
@@ -514,7 +518,7 @@ class DynamicShiftMax(nn.Module):
             w1, b1, w2, b2, offsets = (t.to(dtype) for t in (w1, b1, w2, b2, offsets))  # e.g. under autocast
         args = (x, w1, b1, w2, b2, offsets, self.act_max / 3, self.index)
         if is_capturing():  # out-of-place ops (compiled, exported, traced), the exact mean (any input size)
-            return _dsm_forward(*args, region, self.num_branches, 'autograd')
+            return _dsm_forward(*args, region, self.num_branches, 'autograd', self.inverse_index)
         if not torch.is_grad_enabled() or not (x.requires_grad or w1.requires_grad or b1.requires_grad
                                                or w2.requires_grad or b2.requires_grad):
             return _dsm_forward(*args, region, self.num_branches, 'infer')

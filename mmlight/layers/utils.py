@@ -113,6 +113,42 @@ def shuffle_permutation(channels: int, shuffles: Sequence[int]) -> List[int]:
     return perm
 
 
+class _PermuteChannels(torch.autograd.Function):
+    """``x.index_select(1, index)`` for a permutation ``index``, differentiated as the gather by its inverse."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, index: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(inverse)
+        return x.index_select(1, index)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        inverse, = ctx.saved_tensors
+        return grad.index_select(1, inverse), None, None
+
+
+def permute_channels(x: torch.Tensor, index: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+    """``x[:, index]`` for a permutation ``index`` of ``x``'s channels; ``inverse`` is its inverse
+    (``index.argsort()``).
+
+    The gradient returns through the inverse gather, one copy, instead of autograd's backward of a gather (zeros,
+    then a scatter-add), which is also the form inductor's CPU code compiles correctly: with the scatter-add,
+    compiled training of consecutive CompConv layers corrupted the heap (torch 2.13). Graph exports and traces
+    record the plain gather.
+    """
+    if not (torch.is_grad_enabled() and x.requires_grad) or torch.jit.is_tracing() or is_exporting():
+        return x.index_select(1, index)
+    return _PermuteChannels.apply(x, index, inverse)
+
+
+def inverse_permutation(perm: Sequence[int]) -> List[int]:
+    """The permutation that undoes ``perm`` (``inverse[perm[i]] == i``)."""
+    inverse = [0] * len(perm)
+    for position, source in enumerate(perm):
+        inverse[source] = position
+    return inverse
+
+
 class ChannelShuffles(nn.Module):
     """A sequence of ShuffleNet channel shuffles (``shuffles``: group counts, in order) applied as one gather.
 
@@ -124,12 +160,13 @@ class ChannelShuffles(nn.Module):
         super().__init__()
         self.channels = to_int(channels, 'channels', 1)
         self.shuffles = tuple(to_int(g, 'shuffles', 1) for g in shuffles)
-        self.register_buffer('index', torch.tensor(shuffle_permutation(self.channels, self.shuffles)),
-                             persistent=False)
+        perm = shuffle_permutation(self.channels, self.shuffles)
+        self.register_buffer('index', torch.tensor(perm), persistent=False)
+        self.register_buffer('inverse_index', torch.tensor(inverse_permutation(perm)), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(N, C, H, W)`` to ``(N, C, H, W)``."""
-        return x.index_select(1, self.index)
+        return permute_channels(x, self.index, self.inverse_index)
 
     def extra_repr(self) -> str:
         return f'{self.channels}, shuffles={self.shuffles}'
@@ -258,8 +295,11 @@ def interleave_concat(parts: Sequence[torch.Tensor], unit: int,
         return _InterleaveConcat.apply(unit, widths, *parts)
     if is_capturing():
         # one concatenation and one gather: export would unroll the copies into scatters, compile fuses the two
-        index = torch.tensor(interleave_permutation(sum(widths), unit), device=parts[0].device)
-        return torch.cat([part.to(parts[0].dtype) for part in parts], 1).index_select(1, index)
+        perm = interleave_permutation(sum(widths), unit)
+        device = parts[0].device
+        return permute_channels(torch.cat([part.to(parts[0].dtype) for part in parts], 1),
+                                torch.tensor(perm, device=device),
+                                torch.tensor(inverse_permutation(perm), device=device))
     if not parts:
         raise ValueError('interleave_concat needs at least one part')
     n, _, h, w = parts[0].shape
