@@ -180,7 +180,7 @@ def logged_metrics(work_dir: str) -> dict:
 def test_compconv_trains_in_sync_and_dist_test_equals_one_process(demo_root, tmp_path):
     """CompConv128 R50 (stem: plain-conv fallback) trains two DDP iterations per process in sync and saves a
     checkpoint; tools/dist_test.sh on 2 processes evaluates it to the same predictions and COCO metrics as
-    tools/test.py in one process."""
+    tools/test.py in one process, and so does it with the network in onnxruntime (rank 0 exports, both run it)."""
     config = detection_config(demo_root, str(tmp_path / 'config.py'), checkpoint=True)
     assert_in_sync(train_two_processes(config, str(tmp_path / 'train')), iters=2)
     port = str(free_port())
@@ -189,23 +189,35 @@ def test_compconv_trains_in_sync_and_dist_test_equals_one_process(demo_root, tmp
     results = {}
     for name, cmd, env in (
             ('one', [sys.executable, osp.join(REPO, 'tools', 'test.py'), config, checkpoint], {}),
-            ('two', ['bash', osp.join(REPO, 'tools', 'dist_test.sh'), config, checkpoint, '2'], dict(PORT=port))):
+            ('two', ['bash', osp.join(REPO, 'tools', 'dist_test.sh'), config, checkpoint, '2'], dict(PORT=port)),
+            ('two_ort', ['bash', osp.join(REPO, 'tools', 'dist_test.sh'), config, checkpoint, '2', '--backend',
+                         'onnxruntime'], dict(PORT=str(free_port())))):
         work_dir = str(tmp_path / name)
         run(cmd + ['--work-dir', work_dir, '--out', str(tmp_path / f'{name}.pkl')], cwd=str(tmp_path), **env)
         with open(tmp_path / f'{name}.pkl', 'rb') as f:
             results[name] = (logged_metrics(work_dir), pickle.load(f))
-    (one_metrics, one), (two_metrics, two) = results['one'], results['two']
-    assert len(one) == len(two) == 4
-    for a, b in zip(one, two):
-        assert a['img_id'] == b['img_id']
-        assert len(a['pred_instances']['scores']) > 0
-        for key in ('bboxes', 'scores', 'labels'):
-            torch.testing.assert_close(a['pred_instances'][key], b['pred_instances'][key])
+    # rank 0 exported one file, which both processes ran
+    assert len(glob.glob(str(tmp_path / 'two_ort' / '*' / 'onnxruntime' / '*.onnx'))) == 1
+    one_metrics, one = results['one']
     metrics = {k: v for k, v in one_metrics.items() if k.startswith('coco/')}
-    assert 'coco/bbox_mAP' in metrics and sorted(metrics) == sorted(k for k in two_metrics if k.startswith('coco/'))
-    # a class without ground truth in the 4 images has a NaN precision in both
-    assert all(v == two_metrics[k] or (math.isnan(v) and math.isnan(two_metrics[k])) for k, v in metrics.items()), \
-        (metrics, two_metrics)
+    assert 'coco/bbox_mAP' in metrics
+    for name in ('two', 'two_ort'):
+        other_metrics, other = results[name]
+        assert len(one) == len(other) == 4
+        for a, b in zip(one, other):
+            assert a['img_id'] == b['img_id']
+            assert len(a['pred_instances']['scores']) > 0
+            if name == 'two':
+                for key in ('bboxes', 'scores', 'labels'):
+                    torch.testing.assert_close(a['pred_instances'][key], b['pred_instances'][key])
+            else:  # near-equal scores of an untrained head may swap places
+                torch.testing.assert_close(a['pred_instances']['scores'].sort().values,
+                                           b['pred_instances']['scores'].sort().values, atol=1e-3, rtol=1e-3)
+        assert sorted(metrics) == sorted(k for k in other_metrics if k.startswith('coco/'))
+        # a class without ground truth in the 4 images has a NaN precision in both
+        close = (lambda a, b: a == b) if name == 'two' else (lambda a, b: abs(a - b) <= 0.002)
+        assert all(close(v, other_metrics[k]) or (math.isnan(v) and math.isnan(other_metrics[k]))
+                   for k, v in metrics.items()), (name, metrics, other_metrics)
 
 
 @pytest.mark.parametrize('tool', ['train.py', 'test.py'])

@@ -108,8 +108,8 @@ def main() -> None:
     if args.onnx and args.backend != 'onnxruntime':
         sys.exit('error: --onnx needs --backend onnxruntime')
     if args.backend == 'onnxruntime':
-        if classifier or args.tta or args.launcher != 'none':
-            sys.exit('error: --backend onnxruntime: allowed for a detector, without --tta, with --launcher none')
+        if classifier or args.tta:
+            sys.exit('error: --backend onnxruntime: allowed for a detector, without --tta')
         from mmlight.deploy import DeployError, OnnxRuntimeHook
         try:
             onnx_hook = OnnxRuntimeHook(args.onnx)

@@ -11,7 +11,8 @@ exported network, and the outputs go to the head's own post-processing:
 :class:`OnnxRuntimeHook` does this inside mmengine's test loop (``tools/test.py --backend onnxruntime``): after the
 runner loaded the checkpoint it attaches a given exported file, or exports the loaded model itself (dynamic input
 size, into the run's log directory) on the first batch; the first batch is also run through PyTorch and the
-difference logged.
+difference logged. Under a launcher (``tools/dist_test.sh``) every process runs its share of the images in its own
+session of one file, which rank 0 exports.
 """
 import os
 import os.path as osp
@@ -126,8 +127,36 @@ class _Attached:
             self._open(file)
 
     def _open(self, file: str) -> None:
-        self.session = OnnxRuntimeGraph(file, self.providers)
+        # as many intra-op threads as PyTorch uses (OMP_NUM_THREADS; torchrun sets 1 per process by default)
+        self.session = OnnxRuntimeGraph(file, self.providers, threads=torch.get_num_threads())
         self.graph = _check_layout(self.detector, self.session)
+
+    def _export(self, shape: Sequence[int], logger: MMLogger) -> None:
+        """Export the detector to ``export_to``. Under a launcher, rank 0 exports while the other ranks wait (every
+        rank reaches its first batch: mmengine's distributed sampler gives each the same number of batches) and then
+        load rank 0's file; an export error ends every rank with rank 0's message instead of leaving them waiting."""
+        from mmengine.dist import broadcast_object_list, get_dist_info
+        rank, world_size = get_dist_info()
+        message = [None, self.export_to]
+        if rank == 0:
+            _, c, h, w = shape
+            graph = DetectorGraph(self.detector)
+            try:
+                os.makedirs(osp.dirname(osp.abspath(self.export_to)), exist_ok=True)
+                result = export_onnx(graph, self.export_to, (2, c, h, w), dynamic=True,
+                                     metadata={'mmlight.source': 'tools/test.py --backend onnxruntime'})
+            except Exception as error:
+                if world_size == 1:
+                    raise
+                message[0] = f'{type(error).__name__}: {error}'
+            else:
+                logger.info(f'exported {graph.describe()} to {self.export_to} in {result.seconds:.1f} s '
+                            f'({result.nodes} nodes, dynamic batch and input size)')
+        if world_size > 1:
+            broadcast_object_list(message, src=0)
+            if message[0] is not None:
+                raise DeployError(f'rank 0 could not export the detector: {message[0]}')
+            self.export_to = message[1]  # rank 0's path, should the ranks' log directories differ
 
     def runtime(self, batch_inputs: torch.Tensor) -> OnnxRuntimeGraph:
         """The session; on the first batch, export first if needed and compare with PyTorch."""
@@ -135,13 +164,7 @@ class _Attached:
             return self.session
         logger = MMLogger.get_current_instance()
         if self.session is None:
-            _, c, h, w = batch_inputs.shape
-            graph = DetectorGraph(self.detector)
-            os.makedirs(osp.dirname(osp.abspath(self.export_to)), exist_ok=True)
-            result = export_onnx(graph, self.export_to, (2, c, h, w), dynamic=True,
-                                 metadata={'mmlight.source': 'tools/test.py --backend onnxruntime'})
-            logger.info(f'exported {graph.describe()} to {self.export_to} in {result.seconds:.1f} s '
-                        f'({result.nodes} nodes, dynamic batch and input size)')
+            self._export(batch_inputs.shape, logger)
             self._open(self.export_to)
         self.verify = False
         check = check_against_pytorch(self.graph, self.session, batch_inputs.detach().float(), HOOK_ATOL, HOOK_RTOL)
