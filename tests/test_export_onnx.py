@@ -546,6 +546,24 @@ def test_tool_writes_nothing_above_the_tolerance(export_tool, monkeypatch, capsy
     assert out.read_bytes() == b'user data' and sorted(os.listdir(tmp_path)) == ['x.onnx']
 
 
+def test_tool_names_outputs_that_overflow_in_pytorch(export_tool, monkeypatch, capsys, tmp_path):
+    """A network whose own PyTorch output is not finite (here a checkpoint with an infinite weight; random weights
+    of a deep DCD network overflow the same way) is one error line saying so, not an error of onnxruntime."""
+    cfg = Config.fromfile(SQUEEZENET_CONFIG)
+    cfg.model.backbone.init_cfg = None
+    state = build(cfg.model).state_dict()
+    name = next(k for k in state if k.startswith('backbone.') and k.endswith('weight') and state[k].dim() == 4)
+    state[name].view(-1)[0] = float('inf')
+    checkpoint = str(tmp_path / 'inf.pth')
+    torch.save({'state_dict': state, 'meta': {}}, checkpoint)
+    status, stdout, err = run_tool(export_tool, monkeypatch, capsys, SQUEEZENET_CONFIG, checkpoint, '--shape', '64',
+                                   '64', '--backbone-only', '--out', str(tmp_path / 'x.onnx'))
+    assert status == 1 and len(err.strip().splitlines()) == 1
+    assert err.startswith("error: PyTorch's own outputs (feat_0") and 'is the checkpoint itself finite?' in err
+    assert err.strip().endswith('nothing written')
+    assert sorted(os.listdir(tmp_path)) == ['inf.pth']
+
+
 def _bad_checkpoint(tmp_path):
     path = tmp_path / 'other.pth'
     torch.save({'state_dict': {'something.else': torch.zeros(1)}}, str(path))

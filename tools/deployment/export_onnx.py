@@ -14,6 +14,7 @@ work_dirs/<config name>/<config name>[_backbone].onnx) is written under a tempor
 check passed; an existing FILE is kept unless --overwrite is given. See docs/export.md.
 """
 import argparse
+import math
 import os.path as osp
 import sys
 import warnings
@@ -128,12 +129,19 @@ def main() -> int:
             print(f'  export {result.seconds:.1f} s ({result.cpu_seconds:.1f} s CPU), {result.nodes} nodes, opset '
                   f'{result.opset}, onnx.checker: ok')
             shapes = [shape] + ([second_shape(height, width)] if args.dynamic_shape else [])
-            failed = False
+            failed, overflow = False, set()
             for check_shape in shapes:
                 check = check_against_pytorch(graph, runtime, example_input(check_shape, seed=1), args.atol,
                                               args.rtol)
                 failed |= not check.passed
+                overflow |= {e.name for e in check.errors if not math.isfinite(e.scale)}
                 print(report(check, check_shape, args.atol, args.rtol))
+            overflow = sorted(overflow)
+            if overflow:
+                weights = ('with random weights (no CHECKPOINT) a deep network can overflow float32'
+                           if not args.checkpoint else 'is the checkpoint itself finite?')
+                raise DeployError(f'PyTorch\'s own outputs ({", ".join(overflow)}) hold inf or NaN on the example '
+                                  f'input, so nothing can be compared ({weights}); nothing written')
             if failed:
                 raise DeployError(f'onnxruntime differs from PyTorch beyond --atol {args.atol:g} + --rtol '
                                   f'{args.rtol:g} x max|output| (see above); nothing written')
