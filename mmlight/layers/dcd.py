@@ -63,7 +63,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from .base import CompactConv2d
 from .fuse import affine_bias, batchnorm_affine, fuse_plain_conv_bn, identity_for, scale_rows_
-from .utils import IntPair, conv2d_macs, is_exporting, to_int, valid_size
+from .utils import IntPair, conv2d_macs, is_exporting, region_memo, to_int, valid_size
 
 NormFactory = Callable[[int], nn.Module]
 
@@ -265,14 +265,21 @@ class DCDConv2d(CompactConv2d):
                                  for size in x.shape[-2:]], 1)  # the same bins, weighted, for any input size
         else:
             valid_hw, input_hw = self.valid_region
-            valid_hw = valid_hw.to(x.device)
             if valid_hw.shape[0] != x.shape[0]:
                 raise ValueError(f'the valid region holds {valid_hw.shape[0]} sizes for a batch of {x.shape[0]}')
-            valid = valid_size(valid_hw, input_hw, x.shape[-2:])
-        rows = _bin_weights(valid[:, 0], x.shape[2], self.pool_size, x.dtype)  # (N, p, H)
-        cols = _bin_weights(valid[:, 1], x.shape[3], self.pool_size, x.dtype)  # (N, p, W)
+            rows, cols = region_memo(  # shared by the layers at this map size
+                self.valid_region, ('dcd_bins', *x.shape[-2:], self.pool_size, x.dtype, x.device),
+                lambda: self._bin_weights(valid_size(valid_hw.to(x.device), input_hw, x.shape[-2:]), x))
+            pooled = rows.unsqueeze(1) @ x @ cols.transpose(1, 2).unsqueeze(1)  # (N, C, p, p)
+            return pooled.flatten(1)
+        rows, cols = self._bin_weights(valid, x)
         pooled = rows.unsqueeze(1) @ x @ cols.transpose(1, 2).unsqueeze(1)  # (N, C, p, p)
         return pooled.flatten(1)
+
+    def _bin_weights(self, valid: torch.Tensor, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(N, p, H)`` row and ``(N, p, W)`` column pooling weights over the ``(N, 2)`` valid sizes."""
+        return (_bin_weights(valid[:, 0], x.shape[2], self.pool_size, x.dtype),
+                _bin_weights(valid[:, 1], x.shape[3], self.pool_size, x.dtype))
 
     def _centre_taps(self, x: torch.Tensor) -> torch.Tensor:
         """The input cropped/zero-padded so that ``q`` (stride s) reads each output window's centre tap."""

@@ -22,7 +22,7 @@ from torch import nn
 from .base import CompactConv2d
 from .fuse import scale_rows_
 from .utils import (IntPair, check_divisible, interleave_permutation, is_capturing, make_divisible, permute_channels,
-                    to_int, to_pair, valid_size)
+                    region_memo, to_int, to_pair, valid_size)
 
 LayerFactory = Callable[[int], nn.Module]
 #: ``(rows, columns)`` of the valid (unpadded) top-left region of every sample, an ``(N, 2)`` integer tensor.
@@ -486,7 +486,9 @@ class DynamicShiftMax(nn.Module):
 
     def _region(self, x: torch.Tensor, region: Region) -> Region:
         if region is None and self.valid_region is not None:
-            region = valid_size(*self.valid_region, tuple(x.shape[-2:]))
+            valid_hw, input_hw = self.valid_region
+            region = region_memo(self.valid_region, ('valid', *x.shape[-2:], x.device),
+                                 lambda: valid_size(valid_hw.to(x.device), input_hw, tuple(x.shape[-2:])))
         return region
 
     # -------------------------------------------------------------- coefficients

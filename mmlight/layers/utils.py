@@ -11,7 +11,7 @@
 """
 import contextlib
 import numbers
-from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -354,6 +354,32 @@ def context_layers(module: nn.Module) -> List[nn.Module]:
     return [m for m in module.modules() if hasattr(m, 'valid_region') and not getattr(m, 'is_plain', False)]
 
 
+class _Region(tuple):
+    """``(valid_hw, input_hw)`` of :func:`valid_region`, with a ``memo`` of what the layers derive from it."""
+
+
+def _dynamo_compiling() -> bool:
+    compiler = getattr(torch, 'compiler', None)
+    return bool(getattr(compiler, 'is_dynamo_compiling', lambda: False)())
+
+
+def region_memo(region: tuple, key: tuple, compute: Callable[[], object]) -> object:
+    """``compute()``, once per ``key`` for all layers under one :func:`valid_region` block.
+
+    Layers at the same map size need the same valid sizes and pooling weights: computed once, a padded batch pays
+    for them once per map size instead of once per layer, and an export records them once (a DCD ResNet-50 has 53
+    dynamic layers over four map sizes). Not shared while dynamo captures a graph (it deduplicates by itself).
+    ``key`` holds the map size and whatever else the result depends on; symbolic sizes count by their expression.
+    """
+    memo = getattr(region, 'memo', None)
+    if memo is None or _dynamo_compiling():
+        return compute()
+    key = tuple(k if isinstance(k, (bool, int, float, str, torch.dtype, torch.device)) else str(k) for k in key)
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
 @contextlib.contextmanager
 def valid_region(layers: Iterable[nn.Module], valid_hw: torch.Tensor, input_hw: Tuple[int, int]) -> Iterator[None]:
     """While the block runs, set ``valid_region = (valid_hw, input_hw)`` on every layer of ``layers``.
@@ -371,6 +397,9 @@ def valid_region(layers: Iterable[nn.Module], valid_hw: torch.Tensor, input_hw: 
     if valid_hw.dim() != 2 or valid_hw.shape[1] != 2:
         raise ValueError(f'valid_hw must be an (N, 2) tensor of heights and widths, got shape {tuple(valid_hw.shape)}')
     region = (valid_hw, (input_hw[0], input_hw[1]))  # no int(): symbolic sizes stay symbolic under export
+    if not _dynamo_compiling():
+        region = _Region(region)
+        region.memo = {}
     layers = list(layers)
     for layer in layers:
         layer.valid_region = region
