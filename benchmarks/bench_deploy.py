@@ -120,7 +120,11 @@ def detector_models(configs: List[str], baseline: str) -> List[Model]:
 
     def builder(path: str) -> Callable[[], nn.Module]:
         def build() -> nn.Module:
-            cfg = Config.fromfile(path)
+            if '::' in path:  # a config of an installed package, e.g. mmdet::retinanet/...
+                from mmengine.hub import get_config
+                cfg = get_config(path)
+            else:
+                cfg = Config.fromfile(path)
             if cfg.model.get('backbone', {}).get('init_cfg'):
                 cfg.model.backbone.init_cfg = None  # random weights time the same; no download
             return build_from_config(cfg)
@@ -315,16 +319,18 @@ def print_profiles(models: List[Model], names: List[str], size: Size, threads: i
         print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=12))
 
 
-def plot(recs: List[dict], file: str) -> None:
-    """MAC ratio against latency ratio, one point per model and form, at the first size and the fewest threads
-    measured; colour: the baseline, marker: the form."""
+def plot(recs: List[dict], file: str, size: Optional[Size] = None) -> None:
+    """MAC ratio against latency ratio, one point per model and form, at ``size`` (default: the first size of the
+    records) and the fewest threads measured there; colour: the baseline, marker: the form."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     markers = dict(eager='o', folded='s', compiled='^', onnxruntime='D')
     points = [r for r in recs if r['latency_ratio'] and r['mac_ratio'] and r['model'] != r['baseline']]
+    if size is not None:
+        points = [r for r in points if tuple(r['size']) == tuple(size)]
     if not points:
-        raise SystemExit('error: --plot: no latency ratios were measured')
+        raise SystemExit(f'error: --plot: no latency ratios were measured{f" at {size[0]}x{size[1]}" if size else ""}')
     size = tuple(points[0]['size'])
     threads = min(r['threads'] for r in points if tuple(r['size']) == size)
     points = [r for r in points if tuple(r['size']) == size and r['threads'] == threads]
@@ -370,7 +376,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--forms', nargs='+', default=list(FORMS), choices=FORMS)
     parser.add_argument('--threads', nargs='+', type=int, default=[1, 2])
-    parser.add_argument('--sizes', nargs='+', default=['224x224', '800x1333'], help='HxW input sizes')
+    parser.add_argument('--sizes', nargs='+', help='HxW input sizes (default: 224x224 800x1333; with --from-json: '
+                        'the sizes of the records); --plot draws the first')
     parser.add_argument('--families', nargs='+', help='only these backbone families (class names; ResNet: the '
                         'conv_cfg swaps); ResNet-50 and MobileNetV2 x0.35 are always measured')
     parser.add_argument('--no-backbones', action='store_true', help='time only the --detectors')
@@ -400,7 +407,8 @@ def main() -> int:
     for out in (args.json, args.plot):
         if out and not osp.isdir(osp.dirname(osp.abspath(out))):
             raise SystemExit(f'error: {out}: its folder does not exist')
-    sizes = [parse_size(s) for s in args.sizes]
+    args.sizes_given = args.sizes is not None
+    sizes = [parse_size(s) for s in (args.sizes or ['224x224', '800x1333'])]
     if args.from_json:
         if not args.json or not osp.isfile(args.json):
             raise SystemExit('error: --from-json needs --json FILE, an existing records file')
@@ -409,9 +417,10 @@ def main() -> int:
         forms = [f for f in FORMS if any(r['form'] == f for r in recs)]
         threads = sorted({r['threads'] for r in recs})
         found = sorted({tuple(r['size']) for r in recs})
-        print_tables(recs, forms, threads, found)
+        shown = sizes if args.sizes_given else found
+        print_tables(recs, forms, threads, shown)
         if args.plot:
-            plot(recs, args.plot)
+            plot(recs, args.plot, shown[0])
             print(f'plot written to {args.plot}')
         return 0
     if 'onnxruntime' in args.forms:
@@ -500,7 +509,7 @@ def main() -> int:
         os.replace(tmp, args.json)
         print(f'records written to {args.json}')
     if args.plot:
-        plot(recs, args.plot)
+        plot(recs, args.plot, sizes[0])
         print(f'plot written to {args.plot}')
     failed = sorted({f'{m.name} [{form}]' for m in models for form in m.errors})
     if failed:
