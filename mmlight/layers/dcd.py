@@ -263,6 +263,7 @@ class DCDConv2d(CompactConv2d):
         if self.valid_region is None:  # exported, p x p adaptive pooling would keep the example input's windows
             valid = torch.stack([torch.full((x.shape[0], ), size, dtype=torch.long, device=x.device)
                                  for size in x.shape[-2:]], 1)  # the same bins, weighted, for any input size
+            rows, cols = self._bin_weights(valid, x)
         else:
             valid_hw, input_hw = self.valid_region
             if valid_hw.shape[0] != x.shape[0]:
@@ -270,9 +271,6 @@ class DCDConv2d(CompactConv2d):
             rows, cols = region_memo(  # shared by the layers at this map size
                 self.valid_region, ('dcd_bins', *x.shape[-2:], self.pool_size, x.dtype, x.device),
                 lambda: self._bin_weights(valid_size(valid_hw.to(x.device), input_hw, x.shape[-2:]), x))
-            pooled = rows.unsqueeze(1) @ x @ cols.transpose(1, 2).unsqueeze(1)  # (N, C, p, p)
-            return pooled.flatten(1)
-        rows, cols = self._bin_weights(valid, x)
         pooled = rows.unsqueeze(1) @ x @ cols.transpose(1, 2).unsqueeze(1)  # (N, C, p, p)
         return pooled.flatten(1)
 

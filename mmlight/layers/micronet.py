@@ -287,11 +287,9 @@ def _dsm_forward(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.
     coefs = coef.view(n, num_branches, -1, c, 1, 1).permute(2, 1, 0, 3, 4, 5)  # (J, K, N, C, 1, 1) views
     if mode == 'autograd':
         shifted = [permute_channels(x, row, inv) for row, inv in zip(index.unbind(0), inverse.unbind(0))]
-    else:
-        shifted = [x.index_select(1, row) for row in index.unbind(0)]
-    if mode == 'autograd':
         branches = x * coefs[0].contiguous()
     else:  # out=: a (K, N, C, H, W)-contiguous buffer, whatever the coefficients' strides
+        shifted = [x.index_select(1, row) for row in index.unbind(0)]
         branches = torch.mul(x, coefs[0], out=x.new_empty((num_branches, ) + x.shape))
     for j, source in enumerate(shifted, 1):
         branches = branches.addcmul_(source, coefs[j]) if mode != 'autograd' else branches + source * coefs[j]

@@ -141,14 +141,6 @@ def permute_channels(x: torch.Tensor, index: torch.Tensor, inverse: torch.Tensor
     return _PermuteChannels.apply(x, index, inverse)
 
 
-def inverse_permutation(perm: Sequence[int]) -> List[int]:
-    """The permutation that undoes ``perm`` (``inverse[perm[i]] == i``)."""
-    inverse = [0] * len(perm)
-    for position, source in enumerate(perm):
-        inverse[source] = position
-    return inverse
-
-
 class ChannelShuffles(nn.Module):
     """A sequence of ShuffleNet channel shuffles (``shuffles``: group counts, in order) applied as one gather.
 
@@ -160,9 +152,9 @@ class ChannelShuffles(nn.Module):
         super().__init__()
         self.channels = to_int(channels, 'channels', 1)
         self.shuffles = tuple(to_int(g, 'shuffles', 1) for g in shuffles)
-        perm = shuffle_permutation(self.channels, self.shuffles)
-        self.register_buffer('index', torch.tensor(perm), persistent=False)
-        self.register_buffer('inverse_index', torch.tensor(inverse_permutation(perm)), persistent=False)
+        index = torch.tensor(shuffle_permutation(self.channels, self.shuffles))
+        self.register_buffer('index', index, persistent=False)
+        self.register_buffer('inverse_index', index.argsort(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(N, C, H, W)`` to ``(N, C, H, W)``."""
@@ -295,11 +287,8 @@ def interleave_concat(parts: Sequence[torch.Tensor], unit: int,
         return _InterleaveConcat.apply(unit, widths, *parts)
     if is_capturing():
         # one concatenation and one gather: export would unroll the copies into scatters, compile fuses the two
-        perm = interleave_permutation(sum(widths), unit)
-        device = parts[0].device
-        return permute_channels(torch.cat([part.to(parts[0].dtype) for part in parts], 1),
-                                torch.tensor(perm, device=device),
-                                torch.tensor(inverse_permutation(perm), device=device))
+        index = torch.tensor(interleave_permutation(sum(widths), unit), device=parts[0].device)
+        return permute_channels(torch.cat([part.to(parts[0].dtype) for part in parts], 1), index, index.argsort())
     if not parts:
         raise ValueError('interleave_concat needs at least one part')
     n, _, h, w = parts[0].shape
