@@ -333,6 +333,19 @@ def test_a_process_that_fails_under_torchrun_ends_in_one_line(inputs, tmp_path):
         'torch.save nor a pickle)' in lines
 
 
+def test_tool_error_lines_are_written_whole_when_python_is_unbuffered():
+    """Two processes of a launch that fail at once must not print ``error: ...error: ...`` on one line: with
+    PYTHONUNBUFFERED=1 Python writes sys.exit's message and its newline separately unless the tools make stderr
+    write whole lines. A write made between the message and its newline shows which happened."""
+    code = ('import os, sys; from mmlight.utils.tools import whole_line_stderr; whole_line_stderr(); '
+            'sys.stderr.write("error: one line"); os.write(2, b"<other process>"); sys.stderr.write("\\n"); '
+            'os.write(2, b"<after>")')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO,
+                            env=dict(os.environ, PYTHONUNBUFFERED='1'))
+    # the line waits for its end (one write), and goes out as soon as it ends
+    assert result.stderr == '<other process>error: one line\n<after>', result.stderr
+
+
 # get_flops.py is rewritten separately; these cases state what it must reject (one line, exit status 1 or 2 for
 # an argument).
 GET_FLOPS = ['{py}', '{tools}/analysis/get_flops.py']

@@ -30,7 +30,7 @@ from mmlight.utils.checkpoint import UnsafeCheckpointError  # noqa: E402
 from mmlight.utils.data_check import (DataFileError, check_checkpoint_file, check_dataset_contents,  # noqa: E402
                                       check_dataset_files, check_work_dir, install_loading_error_hook)
 from mmlight.utils.dist import LaunchError  # noqa: E402
-from mmlight.utils.tools import ConfigFileError, apply_tta, load_tool_config  # noqa: E402
+from mmlight.utils.tools import ConfigFileError, apply_tta, load_tool_config, whole_line_stderr  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -68,6 +68,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> None:
+    whole_line_stderr()  # under a launcher every process may print the same error line at the same moment
     args = parse_args()
     install_loading_error_hook()  # an image that fails to load during the run: one error line, not a traceback
     setup_cache_size_limit_of_dynamo()

@@ -30,7 +30,7 @@ from mmlight.utils.data_check import (DataFileError, check_backbone_checkpoint_k
                                       check_checkpoint_file, check_dataset_contents, check_dataset_files,
                                       check_work_dir, install_loading_error_hook)
 from mmlight.utils.dist import LaunchError  # noqa: E402
-from mmlight.utils.tools import ConfigFileError, load_tool_config  # noqa: E402
+from mmlight.utils.tools import ConfigFileError, load_tool_config, whole_line_stderr  # noqa: E402
 
 #: The devices mmengine 0.10.7's AmpOptimWrapper accepts (it asserts one of them when it is built).
 AMP_DEVICES = ('cuda', 'npu', 'mlu', 'musa')
@@ -63,6 +63,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> None:
+    whole_line_stderr()  # under a launcher every process may print the same error line at the same moment
     args = parse_args()
     install_loading_error_hook()  # an image that fails to load during the run: one error line, not a traceback
     setup_cache_size_limit_of_dynamo()

@@ -1,6 +1,7 @@
 """What tools/train.py and tools/test.py share: the config set-up of mmdet's tools."""
 import argparse
 import os.path as osp
+import sys
 import warnings
 
 from mmengine.config import Config, ConfigDict
@@ -13,6 +14,18 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f'error: {message} (see --help)\n')
+
+
+def whole_line_stderr() -> None:
+    """Let stderr write each line with one system call, so that the error lines of processes that fail at once
+    (every process of a distributed run meets the same bad file) do not run into each other.
+
+    With ``PYTHONUNBUFFERED=1`` Python writes ``sys.exit``'s message and its newline separately; two processes
+    writing to one pipe then print ``error: ...error: ...`` on one line. Line buffering keeps stderr as prompt
+    (a line appears as soon as it ends) and makes each line one write.
+    """
+    if hasattr(sys.stderr, 'reconfigure'):
+        sys.stderr.reconfigure(line_buffering=True, write_through=False)
 
 
 class ConfigFileError(ValueError):
