@@ -255,7 +255,11 @@ def test_page_and_plot_from_the_metafiles_and_a_benchmark_file(zoo_tool, models,
                _record(['configs/retinanet_compconv128_coco.py'], 'onnxruntime', None,
                        error='export failed: an unsupported op'),
                _record(['configs/retinanet_compconv128_coco.py'], 'compiled', 0.1),
-               _record(micronet[:1], 'eager', 0.5, kind='detector', model='detector', baseline='RetinaNet R50')]
+               _record(micronet[:1], 'eager', 0.5, kind='detector', model='detector', baseline='RetinaNet R50'),
+               _record(micronet[:1], 'onnxruntime', 0.7, kind='detector', model='detector', baseline='RetinaNet R50',
+                       threads=2),
+               _record(micronet[:1], 'onnxruntime', None, kind='detector', model='detector',
+                       baseline='RetinaNet R50', error='export failed: a detector op')]
     bench = tmp_path / 'bench.json'
     bench.write_text(json.dumps(dict(torch='2.13.0', device='cpu', records=records)))
     out, plot = tmp_path / 'docs' / 'zoo.md', tmp_path / 'docs' / 'zoo.png'
@@ -272,12 +276,16 @@ def test_page_and_plot_from_the_metafiles_and_a_benchmark_file(zoo_tool, models,
     cells = _row(page, 'micronet-m3_in1k')
     assert cells[1] == 'Image Classification'
     assert cells[5:8] == ['1.40', '0.90 (2 threads)', 'MobileNetV2 x0.35']  # 1 thread preferred, else the fewest
-    assert cells[8] == 'ImageNet-1k Top 1 Accuracy 62.5; source: paper, Table 7 (also the official README)'
-    assert _row(page, 'retinanet_micronet-m3_fpn_3x_coco')[5] == '1.40'  # the backbone's, not the detector's
+    assert cells[8] == '-'  # no whole-network record: a classifier
+    assert cells[9] == 'ImageNet-1k Top 1 Accuracy 62.5; source: paper, Table 7 (also the official README)'
+    cells = _row(page, 'retinanet_micronet-m3_fpn_3x_coco')
+    assert cells[5] == '1.40'  # the backbone's, not the detector's
+    assert cells[8] == '0.50 / failed (vs RetinaNet R50, 224x224)'  # the whole network: 1 thread preferred
+    assert '`retinanet_micronet-m3_fpn_3x_coco`, whole network, onnxruntime: export failed: a detector op' in page
     cells = _row(page, 'retinanet_compconv128_coco')
     assert cells[5:8] == ['0.80', 'failed', 'ResNet-50']  # the compiled form is not a column
     assert '`retinanet_compconv128_coco`, onnxruntime: export failed: an unsupported op' in page
-    assert _row(page, 'dcd-r50_in1k')[5:9] == ['-', '-', '-', '-']
+    assert _row(page, 'dcd-r50_in1k')[5:10] == ['-', '-', '-', '-', '-']
     params = next(m for _, m in models if m['Name'] == 'dcd-r50_in1k')['Metadata']['Parameters']
     assert _row(page, 'dcd-r50_in1k')[3] == f'{params / 1e6:.2f} M'
     assert plot.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'

@@ -443,13 +443,16 @@ def load_bench(path: str) -> Optional[List[Dict[str, Any]]]:
     return data['records']
 
 
-def find_record(records: Optional[Sequence[Dict[str, Any]]], config: str, form: str) -> Optional[Dict[str, Any]]:
-    """The backbone record of ``config`` in ``form`` (whole-detector records are left out): 1 thread at 224x224
-    when present, else the fewest threads (224x224 preferred)."""
+def find_record(records: Optional[Sequence[Dict[str, Any]]], config: str, form: str,
+                kind: str = 'backbone') -> Optional[Dict[str, Any]]:
+    """The record of ``config`` in ``form`` of this ``kind``: ``'backbone'`` (1 thread at 224x224 when present,
+    else the fewest threads, 224x224 preferred) or ``'detector'``, the whole network (the fewest threads)."""
     found = [r for r in records or ()
-             if r['form'] == form and config in r['configs'] and r.get('kind', 'backbone') == 'backbone']
+             if r['form'] == form and config in r['configs'] and r.get('kind', 'backbone') == kind]
     if not found:
         return None
+    if kind == 'detector':
+        return min(found, key=lambda r: r['threads'])
     return min(found, key=lambda r: (r['size'] != BENCH_SIZE, r['threads']))
 
 
@@ -475,6 +478,19 @@ def _ratio_cell(record: Optional[Dict[str, Any]]) -> str:
     if record['size'] != BENCH_SIZE:
         notes.append(f'{record["size"][0]}x{record["size"][1]}')
     return f'{text} ({", ".join(notes)})' if notes else text
+
+
+def _network_cell(eager: Optional[Dict[str, Any]], onnxruntime: Optional[Dict[str, Any]]) -> str:
+    """``eager / onnxruntime`` latency ratios of the whole detector network, with its baseline, size and threads."""
+    found = [r for r in (eager, onnxruntime) if r is not None]
+    if not found:
+        return '-'
+    ratios = ' / '.join('-' if r is None else 'failed' if r.get('latency_ratio') is None else
+                        f'{r["latency_ratio"]:.2f}' for r in (eager, onnxruntime))
+    first = found[0]
+    baseline = (first.get('baseline') or '-').replace('detector ', '')
+    threads = '' if first['threads'] == 1 else f', {first["threads"]} threads'
+    return f'{ratios} (vs {baseline}, {first["size"][0]}x{first["size"][1]}{threads})'
 
 
 def _task(model: Dict[str, Any]) -> str:
@@ -522,6 +538,10 @@ def render_page(zoo: Sequence[Dict[str, Any]], records: Optional[Sequence[Dict[s
              '224x224, batch 1, on CPU. **eager**: the PyTorch module; **onnxruntime**: its ONNX export run by '
              'onnxruntime ([deploy.md](deploy.md)). "-": not benchmarked; "failed": that form failed (the reason is '
              'listed under the table).',
+             '- **whole network eager / onnxruntime**: for a detector, the latency of its whole network (backbone, '
+             'neck and head outputs before decoding and NMS; the RPN for a two-stage detector, whose RoI head runs '
+             'after the proposals) divided by the named mmdet baseline\'s in the same form and run, at the size and '
+             'thread count given (`benchmarks/bench_deploy.py --detectors`).',
              '- **accuracy**: a result that the paper or the official code reports for the model, with its source '
              '(the COCO and ImageNet configs have not been trained here), or the result measured on the generated '
              'demo data.', '']
@@ -551,8 +571,8 @@ def render_page(zoo: Sequence[Dict[str, Any]], records: Optional[Sequence[Dict[s
             if refs:
                 lines += ['; '.join(refs), '']
             lines.append('| config | task | input | params | MACs | latency ratio eager | latency ratio onnxruntime '
-                         '| baseline | accuracy |')
-            lines.append('|---|---|---|---|---|---|---|---|---|')
+                         '| baseline | whole network eager / onnxruntime | accuracy |')
+            lines.append('|---|---|---|---|---|---|---|---|---|---|')
             failures = []
             for model in models:
                 meta = model['Metadata']
@@ -561,11 +581,16 @@ def render_page(zoo: Sequence[Dict[str, Any]], records: Optional[Sequence[Dict[s
                 for form, record in found.items():
                     if record is not None and record.get('latency_ratio') is None:
                         failures.append(f'- `{model["Name"]}`, {form}: {record.get("error") or "no reason given"}')
+                network = [find_record(records, model['Config'], form, 'detector') for form in ZOO_FORMS]
+                for form, record in zip(ZOO_FORMS, network):
+                    if record is not None and record.get('latency_ratio') is None:
+                        failures.append(f'- `{model["Name"]}`, whole network, {form}: '
+                                        f'{record.get("error") or "no reason given"}')
                 size = meta['Input Size']
                 lines.append(f'| [{model["Name"]}]({_link(model["Config"], page_dir)}) | {_task(model)} | '
                              f'{size[0]}x{size[1]} | {_count(meta["Parameters"])} | {_count(meta["FLOPs"])} | '
                              f'{_ratio_cell(found["eager"])} | {_ratio_cell(found["onnxruntime"])} | '
-                             f'{" / ".join(baselines) or "-"} | {_accuracy(model)} |')
+                             f'{" / ".join(baselines) or "-"} | {_network_cell(*network)} | {_accuracy(model)} |')
             lines.append('')
             if failures:
                 lines += ['Failed benchmark forms:', ''] + failures + ['']
