@@ -321,7 +321,8 @@ def print_profiles(models: List[Model], names: List[str], size: Size, threads: i
 
 def plot(recs: List[dict], file: str, size: Optional[Size] = None) -> None:
     """MAC ratio against latency ratio, one point per model and form, at ``size`` (default: the first size of the
-    records) and the fewest threads measured there; colour: the baseline, marker: the form."""
+    records) and the fewest threads measured there; colour: the baseline, marker: the form; the eager points of
+    backbones are labelled (whole detector networks go by their colour)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -335,12 +336,12 @@ def plot(recs: List[dict], file: str, size: Optional[Size] = None) -> None:
     threads = min(r['threads'] for r in points if tuple(r['size']) == size)
     points = [r for r in points if tuple(r['size']) == size and r['threads'] == threads]
     baselines = sorted({r['baseline'] for r in points})
-    colours = dict(zip(baselines, ['tab:blue', 'tab:orange', 'tab:green']))
+    colours = dict(zip(baselines, ['tab:blue', 'tab:orange', 'tab:green', 'tab:red', 'tab:purple']))
     fig, ax = plt.subplots(figsize=(10, 7))
     for r in points:
         ax.scatter(r['mac_ratio'], r['latency_ratio'], marker=markers.get(r['form'], 'x'), s=26,
                    color=colours.get(r['baseline'], 'grey'), alpha=0.8)
-        if r['form'] == 'eager':
+        if r['form'] == 'eager' and r.get('kind') != 'detector':  # whole networks crowd one corner: colour only
             ax.annotate(r['model'][:40], (r['mac_ratio'], r['latency_ratio']), fontsize=6, xytext=(3, 2),
                         textcoords='offset points')
     lo = min(min(r['mac_ratio'], r['latency_ratio']) for r in points) * 0.8
