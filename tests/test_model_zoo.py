@@ -282,6 +282,9 @@ def test_page_and_plot_from_the_metafiles_and_a_benchmark_file(zoo_tool, models,
     assert cells[5] == '1.40'  # the backbone's, not the detector's
     assert cells[8] == '0.50 / failed (vs RetinaNet R50, 224x224)'  # the whole network: 1 thread preferred
     assert '`retinanet_micronet-m3_fpn_3x_coco`, whole network, onnxruntime: export failed: a detector op' in page
+    one, two = (_record([], form, ratio, threads=t, baseline='detector B') for form, ratio, t in
+                (('eager', 0.5, 1), ('onnxruntime', 0.7, 2)))
+    assert zoo_tool._network_cell(one, two) == '0.50 / 0.70 (vs B, eager 224x224, onnxruntime 224x224, 2 threads)'
     cells = _row(page, 'retinanet_compconv128_coco')
     assert cells[5:8] == ['0.80', 'failed', 'ResNet-50']  # the compiled form is not a column
     assert '`retinanet_compconv128_coco`, onnxruntime: export failed: an unsupported op' in page

@@ -487,10 +487,15 @@ def _network_cell(eager: Optional[Dict[str, Any]], onnxruntime: Optional[Dict[st
         return '-'
     ratios = ' / '.join('-' if r is None else 'failed' if r.get('latency_ratio') is None else
                         f'{r["latency_ratio"]:.2f}' for r in (eager, onnxruntime))
-    first = found[0]
-    baseline = (first.get('baseline') or '-').replace('detector ', '')
-    threads = '' if first['threads'] == 1 else f', {first["threads"]} threads'
-    return f'{ratios} (vs {baseline}, {first["size"][0]}x{first["size"][1]}{threads})'
+
+    def where(r: Dict[str, Any]) -> str:
+        threads = '' if r['threads'] == 1 else f', {r["threads"]} threads'
+        return f'{r["size"][0]}x{r["size"][1]}{threads}'
+
+    baseline = (found[0].get('baseline') or '-').replace('detector ', '')
+    places = {where(r) for r in found}
+    place = places.pop() if len(places) == 1 else f'eager {where(eager)}, onnxruntime {where(onnxruntime)}'
+    return f'{ratios} (vs {baseline}, {place})'
 
 
 def _task(model: Dict[str, Any]) -> str:
