@@ -11,7 +11,8 @@ Forms (each measured on the same weights, inference, batch 1):
   inside mmlight's layers too).
 * ``compiled``: the folded model through ``torch.compile(fullgraph=True)`` with inductor's ``freezing`` on (weights
   become constants, which lets inductor fold and pre-pack them; the setting that made compilation pay on CPU).
-  One compilation per input size; compile time is reported, not timed.
+  One compilation per input size and thread count, made with that thread count set, as a user would: inductor's
+  CPU kernels keep the thread count they were generated for. Compile time is reported, not timed.
 * ``onnxruntime``: the model exported with :func:`mmlight.deploy.export_onnx` (static shape) and run by
   onnxruntime's CPU provider with ``intra_op_num_threads`` = the thread count, all graph optimisations on.
 
@@ -168,8 +169,16 @@ def make_compiled(model: Model, folded: nn.Module, x: torch.Tensor) -> Callable[
     start = time.perf_counter()
     with torch.no_grad():
         compiled(x)
-    model.notes['compile_s'] = f'{time.perf_counter() - start:.0f}'
+    model.notes[f'compile_s_{x.shape[2]}x{x.shape[3]}_{torch.get_num_threads()}t'] = \
+        f'{time.perf_counter() - start:.0f}'
     return lambda: compiled(x)
+
+
+def drop_compiled(models: List[Model]) -> None:
+    """Forget every compiled graph, so the next compilation is made afresh under the thread count now set."""
+    for model in models:
+        model.runners = {k: v for k, v in model.runners.items() if k[0] != 'compiled'}
+    torch._dynamo.reset()
 
 
 def make_onnxruntime(model: Model, x: torch.Tensor, threads: int, workdir: str, size: Size,
@@ -458,16 +467,19 @@ def main() -> int:
             for form in args.forms:
                 for t in args.threads:
                     torch.set_num_threads(t)
+                    slot = t if form == 'compiled' else 0  # compiled kernels are made for one thread count
+                    if form == 'compiled':
+                        drop_compiled(live)
                     fns, timed = [], []
                     for model in live:
-                        fn = model.runners.get((form, 0, size))
+                        fn = model.runners.get((form, slot, size))
                         try:
                             if fn is None:
                                 fn = prepare(model, form, x, t, workdir, size, sessions, device)
                             if form == 'onnxruntime':
                                 fn = make_onnxruntime(model, x.cpu(), t, workdir, size, sessions)
                             else:
-                                model.runners[(form, 0, size)] = fn
+                                model.runners[(form, slot, size)] = fn
                             fns.append(fn)
                             timed.append(model)
                         except Exception as error:
@@ -484,11 +496,10 @@ def main() -> int:
                 if form != 'onnxruntime':
                     for model in timed:
                         try:
-                            model.memory[(form, size)] = peak_memory(model.runners[(form, 0, size)], device)
+                            model.memory[(form, size)] = peak_memory(model.runners[(form, slot, size)], device)
                         except Exception as error:
                             print(f'{model.name} [{form}] peak memory: {_one_line(error)}', file=sys.stderr)
-            for model in live:  # compiled graphs of this size are not needed again
-                model.runners = {k: v for k, v in model.runners.items() if k[0] != 'compiled'}
+            drop_compiled(live)  # compiled graphs of this size are not needed again
     recs = records(models, args.forms, args.threads, sizes)
     print_tables(recs, args.forms, args.threads, sizes)
     if args.profile:
