@@ -70,6 +70,7 @@ class Model:
         self.module: Optional[nn.Module] = None
         self.params = 0
         self.macs: Dict[Size, int] = {}
+        self.macs_224: Optional[int] = None  # at 224x224 when that size is not timed: it picks the baseline
         self.runners: Dict[Tuple[str, int, Size], Callable[[], object]] = {}
         self.latency: Dict[Tuple[str, int, Size], float] = {}
         self.memory: Dict[Tuple[str, Size], int] = {}
@@ -91,10 +92,14 @@ def backbone_models(families: Optional[List[str]]) -> List[Model]:
     def builder(cfg: dict) -> Callable[[], nn.Module]:
         return lambda: MODELS.build(copy.deepcopy(cfg))
 
-    rows = collect_rows(families)
+    swaps = not families or 'SwapConvs' in families  # the SwapConvs backbones of the configs, found below
+    others = [f for f in families or [] if f != 'SwapConvs']
+    rows = collect_rows(others or (['ResNet'] if families else None))
+    if families and not others:
+        rows = rows[:1]  # ResNet-50 alone
     models = [Model(row.name, 'backbone', builder(row.cfg), [_rel(p) for p in row.configs]) for row in rows]
     models.insert(1, Model(TINY_BASELINE, 'backbone', builder(dict(type='MobileNetV2', widen_factor=0.35)), []))
-    if families:
+    if not swaps:
         return models
     import glob
     for path in sorted(glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)):
@@ -240,7 +245,7 @@ def baseline_of(model: Model, models: List[Model]) -> Model:
     if model.kind == 'detector':
         return models[0] if models[0].kind == 'detector' else next(m for m in models if m.kind == 'detector')
     tiny = next((m for m in models if m.name == TINY_BASELINE), None)
-    macs = model.macs.get((224, 224))
+    macs = model.macs.get((224, 224), model.macs_224)
     if tiny is not None and macs is not None and macs < TINY_MACS:
         return tiny
     return next(m for m in models if m.kind == 'backbone')
@@ -389,7 +394,8 @@ def main() -> int:
     parser.add_argument('--sizes', nargs='+', help='HxW input sizes (default: 224x224 800x1333; with --from-json: '
                         'the sizes of the records); --plot draws the first')
     parser.add_argument('--families', nargs='+', help='only these backbone families (class names; ResNet: the '
-                        'conv_cfg swaps); ResNet-50 and MobileNetV2 x0.35 are always measured')
+                        'conv_cfg swaps; SwapConvs: the SwapConvs backbones of the configs); ResNet-50 and '
+                        'MobileNetV2 x0.35 are always measured')
     parser.add_argument('--no-backbones', action='store_true', help='time only the --detectors')
     parser.add_argument('--detectors', nargs='+', default=[], help='detection configs to time as whole networks '
                         '(backbone + neck + head, before decoding)')
@@ -454,6 +460,8 @@ def main() -> int:
             for size in sizes:
                 report = cost_report(graph_of(model, model.module), (3, *size))
                 model.macs[size] = report.total_macs
+            if model.kind == 'backbone' and (224, 224) not in model.macs:  # picks the baseline: see baseline_of
+                model.macs_224 = cost_report(graph_of(model, model.module), (3, 224, 224)).total_macs
         except Exception as error:
             model.errors = {form: f'build: {_one_line(error)}' for form in args.forms}
             print(f'{model.name}: cannot be built or counted: {_one_line(error)}', file=sys.stderr)
