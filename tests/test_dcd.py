@@ -2,8 +2,8 @@
 the DCD backbones against the official code's structure (key names, shapes, params, latent dims) and the converter.
 
 Every official fact used here (rules, shapes, figures) is written out in this file from the official code
-(liyunsheng13/dcd ``models/imagenet/resnet_dcd.py``, ``mobilenetv2_dcd.py``, README) and the issue, independently of
-the implementation under test.
+(liyunsheng13/dcd ``models/imagenet/resnet_dcd.py``, ``mobilenetv2_dcd.py``, README) and the paper (arXiv
+2103.08756), independently of the implementation under test.
 """
 import math
 import os.path as osp

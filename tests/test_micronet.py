@@ -3,7 +3,7 @@ formulation, the backbone against the official configurations (stages, params, M
 
 Every official fact used here is written out in this file from the official code (liyunsheng13/micronet
 ``backbone/micronet.py``, ``backbone/activation.py``, ``backbone/microconfig.py``, ``scripts/eval_micronet_m*.sh``),
-the paper (arXiv 2108.05894, Table 7) and the issue, independently of the implementation under test.
+and the paper (arXiv 2108.05894, Table 7), independently of the implementation under test.
 """
 import math
 from collections import OrderedDict
@@ -22,8 +22,9 @@ from mmlight.models.backbones import MicroNet
 TOL = dict(rtol=1e-5, atol=1e-6)
 TOL64 = dict(rtol=1e-10, atol=1e-12)
 
-# Paper Table 7 / the official README (ImageNet classifiers at 224x224): params (M) and MAdds (M) including the
-# Dynamic Shift-Max elementwise work, as given in the issue.
+# The official ImageNet classifiers at 224x224 (``backbone/micronet.py`` with the eval scripts' settings): params (M)
+# of that model and its MAdds (M) counted as conv/linear multiply-adds plus Dynamic Shift-Max's elementwise work (2 per
+# element and branch); paper Table 7 and the official README print them rounded (1.0/1.8/2.4/2.6 M, 4/6/12/21 M).
 PUBLISHED = {'m0': (1.020, 4.05), 'm1': (1.778, 6.11), 'm2': (2.394, 12.74), 'm3': (2.623, 20.82)}
 # Official eval scripts: STEM_GROUPS, OUT_CH (classifier hidden width) per model.
 STEM_GROUPS = {'m0': (2, 2), 'm1': (3, 2), 'm2': (4, 2), 'm3': (4, 3)}

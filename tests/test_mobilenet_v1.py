@@ -108,7 +108,7 @@ def test_output_shapes_follow_the_arch_table(widen_factor, out_indices):
 
 
 # Paper (arXiv 1704.04861), Table 6 at 224^2 with the classifier: mult-adds (M) and params (M), both as printed
-# (Keras' MobileNet docs reproduce the table); MobileNetV1 1.0 is the issue's 4.2 M (+-1 %).
+# (Keras' MobileNet docs reproduce the table); MobileNetV1 1.0: 4.2 M (+-1 %).
 PAPER_COMPLEXITY = {1.0: (569, 4.2), 0.75: (325, 2.6), 0.5: (149, 1.3), 0.25: (41, 0.5)}
 
 
