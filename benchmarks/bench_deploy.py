@@ -70,8 +70,7 @@ class Model:
         self.module: Optional[nn.Module] = None
         self.params = 0
         self.macs: Dict[Size, int] = {}
-        self.macs_224: Optional[int] = None  # at 224x224 when that size is not timed: it picks the baseline
-        self.runners: Dict[Tuple[str, int, Size], Callable[[], object]] = {}
+        self.runners: Dict[Tuple[str, Size], Callable[[], object]] = {}
         self.latency: Dict[Tuple[str, int, Size], float] = {}
         self.memory: Dict[Tuple[str, Size], int] = {}
         self.errors: Dict[str, str] = {}
@@ -94,7 +93,7 @@ def backbone_models(families: Optional[List[str]]) -> List[Model]:
 
     swaps = not families or 'SwapConvs' in families  # the SwapConvs backbones of the configs, found below
     others = [f for f in families or [] if f != 'SwapConvs']
-    rows = collect_rows(others or (['ResNet'] if families else None))
+    rows = collect_rows(others or None)
     if families and not others:
         rows = rows[:1]  # ResNet-50 alone
     models = [Model(row.name, 'backbone', builder(row.cfg), [_rel(p) for p in row.configs]) for row in rows]
@@ -245,7 +244,7 @@ def baseline_of(model: Model, models: List[Model]) -> Model:
     if model.kind == 'detector':
         return models[0] if models[0].kind == 'detector' else next(m for m in models if m.kind == 'detector')
     tiny = next((m for m in models if m.name == TINY_BASELINE), None)
-    macs = model.macs.get((224, 224), model.macs_224)
+    macs = model.macs.get((224, 224))
     if tiny is not None and macs is not None and macs < TINY_MACS:
         return tiny
     return next(m for m in models if m.kind == 'backbone')
@@ -457,11 +456,10 @@ def main() -> int:
             model.module = model.build_fn()
             model.module.eval()  # mmdet's ResNet.train() returns None, so eval() is not chained
             model.params = sum(p.numel() for p in model.module.parameters())
-            for size in sizes:
+            counted = sizes if model.kind != 'backbone' else sorted({*sizes, (224, 224)})  # 224: baseline_of
+            for size in counted:
                 report = cost_report(graph_of(model, model.module), (3, *size))
                 model.macs[size] = report.total_macs
-            if model.kind == 'backbone' and (224, 224) not in model.macs:  # picks the baseline: see baseline_of
-                model.macs_224 = cost_report(graph_of(model, model.module), (3, 224, 224)).total_macs
         except Exception as error:
             model.errors = {form: f'build: {_one_line(error)}' for form in args.forms}
             print(f'{model.name}: cannot be built or counted: {_one_line(error)}', file=sys.stderr)
@@ -475,19 +473,18 @@ def main() -> int:
             for form in args.forms:
                 for t in args.threads:
                     torch.set_num_threads(t)
-                    slot = t if form == 'compiled' else 0  # compiled kernels are made for one thread count
-                    if form == 'compiled':
+                    if form == 'compiled':  # its kernels are made for one thread count: compile anew
                         drop_compiled(live)
                     fns, timed = [], []
                     for model in live:
-                        fn = model.runners.get((form, slot, size))
+                        fn = model.runners.get((form, size))
                         try:
                             if fn is None:
                                 fn = prepare(model, form, x, t, workdir, size, sessions, device)
                             if form == 'onnxruntime':
                                 fn = make_onnxruntime(model, x.cpu(), t, workdir, size, sessions)
                             else:
-                                model.runners[(form, slot, size)] = fn
+                                model.runners[(form, size)] = fn
                             fns.append(fn)
                             timed.append(model)
                         except Exception as error:
@@ -504,7 +501,7 @@ def main() -> int:
                 if form != 'onnxruntime':
                     for model in timed:
                         try:
-                            model.memory[(form, size)] = peak_memory(model.runners[(form, slot, size)], device)
+                            model.memory[(form, size)] = peak_memory(model.runners[(form, size)], device)
                         except Exception as error:
                             print(f'{model.name} [{form}] peak memory: {_one_line(error)}', file=sys.stderr)
             drop_compiled(live)  # compiled graphs of this size are not needed again
