@@ -245,6 +245,17 @@ def _row(page, name):
     return [cell.strip() for cell in rows[0].strip('|').split('|')]
 
 
+def test_the_whole_network_record_is_the_detection_size_at_the_fewest_threads(zoo_tool):
+    config = 'configs/retinanet_compconv128_coco.py'
+    small, large, large_two = (dict(_record([config], 'eager', ratio, threads=t, kind='detector'), size=size)
+                               for ratio, t, size in ((0.9, 1, [224, 224]), (0.8, 1, [800, 1333]),
+                                                      (0.7, 2, [800, 1333])))
+    for records in ([small, large, large_two], [large_two, large, small]):  # not the order of the file
+        assert zoo_tool.find_record(records, config, 'eager', kind='detector') is large
+    assert zoo_tool.find_record([small, large_two], config, 'eager', kind='detector') is small  # 1 thread first
+    assert zoo_tool.find_record([small], config, 'eager') is None  # a backbone record is asked for
+
+
 def test_page_and_plot_from_the_metafiles_and_a_benchmark_file(zoo_tool, models, tmp_path, capsys):
     micronet = ['configs/micronet/retinanet_micronet-m3_fpn_3x_coco.py', 'configs/imagenet/micronet-m3_in1k.py']
     records = [_record(micronet, 'eager', 1.4, model='MicroNet (arch=m3)', baseline='MobileNetV2 x0.35', macs=2.1e7),

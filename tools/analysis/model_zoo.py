@@ -446,13 +446,14 @@ def load_bench(path: str) -> Optional[List[Dict[str, Any]]]:
 def find_record(records: Optional[Sequence[Dict[str, Any]]], config: str, form: str,
                 kind: str = 'backbone') -> Optional[Dict[str, Any]]:
     """The record of ``config`` in ``form`` of this ``kind``: ``'backbone'`` (1 thread at 224x224 when present,
-    else the fewest threads, 224x224 preferred) or ``'detector'``, the whole network (the fewest threads)."""
+    else the fewest threads, 224x224 preferred) or ``'detector'``, the whole network (the fewest threads, at the
+    largest size measured: the detection size where it was timed)."""
     found = [r for r in records or ()
              if r['form'] == form and config in r['configs'] and r.get('kind', 'backbone') == kind]
     if not found:
         return None
     if kind == 'detector':
-        return min(found, key=lambda r: r['threads'])
+        return min(found, key=lambda r: (r['threads'], -r['size'][0] * r['size'][1]))
     return min(found, key=lambda r: (r['size'] != BENCH_SIZE, r['threads']))
 
 
