@@ -107,15 +107,22 @@ def config_backbones(demo: bool = False) -> List[Tuple[str, dict]]:
     return found
 
 
+def check_families(families: Optional[List[str]], extra: Optional[Dict[str, str]] = None) -> None:
+    """Exit with one line if a ``--families`` name is neither a registered backbone, ``ResNet`` (the conv_cfg swaps
+    of ResNet-50) nor one of ``extra`` (name: what it selects), a calling benchmark's own groups."""
+    groups = dict(ResNet='the conv_cfg swaps of ResNet-50', **(extra or {}))
+    allowed = sorted(registered_backbones()) + list(groups)
+    unknown = sorted(set(families or ()) - set(allowed))
+    if unknown:
+        meanings = '; '.join(f'{name}: {what}' for name, what in groups.items())
+        raise SystemExit(f'error: --families {unknown}: allowed are {allowed} ({meanings})')
+
+
 def collect_rows(families: Optional[List[str]]) -> List[Row]:
     """ResNet-50, its conv_cfg swaps from configs/, and every registered family's variants (see the module doc)."""
     from mmdet.models.backbones import ResNet
+    check_families(families)
     backbones = registered_backbones()
-    if families:
-        unknown = sorted(set(families) - set(backbones) - {'ResNet'})
-        if unknown:
-            raise SystemExit(f'unknown --families {unknown}; registered: {sorted(backbones)} (and ResNet for the '
-                             f'conv_cfg swaps of ResNet-50)')
     configs = [backbone for _, backbone in config_backbones()]
     rows = [Row('ResNet-50', dict(BASELINE), 'ResNet')]
     seen = {repr(sorted(variant_kwargs(BASELINE, ResNet).items()))}

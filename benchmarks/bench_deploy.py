@@ -51,7 +51,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from bench_backbones import collect_rows, registered_backbones  # noqa: E402
+from bench_backbones import check_families, collect_rows  # noqa: E402
 from bench_compconv import paired_latency  # noqa: E402
 
 FORMS = ('eager', 'folded', 'compiled', 'onnxruntime')
@@ -419,12 +419,7 @@ def main() -> int:
         args.forms.remove('onnxruntime')  # the CPU provider only; CUDA onnxruntime is not part of this stack
     if any(t < 1 for t in args.threads):
         raise SystemExit(f'error: --threads {args.threads}: thread counts must be >= 1')
-    if args.families:
-        known = sorted(registered_backbones()) + ['ResNet', 'SwapConvs']
-        unknown = sorted(set(args.families) - set(known))
-        if unknown:
-            raise SystemExit(f'error: --families {unknown}: allowed are {known} (ResNet: the conv_cfg swaps of '
-                             f'ResNet-50; SwapConvs: the SwapConvs backbones of the configs)')
+    check_families(args.families, dict(SwapConvs='the SwapConvs backbones of the configs'))
     for out in (args.json, args.plot):
         if out and not osp.isdir(osp.dirname(osp.abspath(out))):
             raise SystemExit(f'error: {out}: its folder does not exist')
